@@ -1,0 +1,1 @@
+"""arkgate: pay-per-call API gateway funded by Lightning or Ark through barkd."""

@@ -1,0 +1,1 @@
+"""HTTP API: sessions, metered paid endpoints, and everything generated from the catalog."""

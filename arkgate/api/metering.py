@@ -1,0 +1,301 @@
+"""The meter: every paid call is parse → authenticate → charge → run → answer (or refund).
+
+Bad input is rejected before any charge. The charge is one conditional UPDATE in the
+ledger, so concurrent calls cannot overspend. The handler runs under the endpoint's
+time budget while the client connection is watched; a failure, a timeout or a client
+that goes away refunds the charge in full. Metered endpoints reserve their maximum
+and get back what they did not use. ``Idempotency-Key`` retries are charged once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import structlog
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from arkgate.api.envelope import dumps, error_response, validation_message
+from arkgate.api.runtime import Runtime, runtime
+from arkgate.catalog.context import CallContext, StreamingReply
+from arkgate.catalog.registry import Endpoint
+from arkgate.errors import (
+    ArkgateError,
+    ConflictError,
+    InputError,
+    PaymentRequiredError,
+    UpstreamTimeoutError,
+)
+from arkgate.payments.ledger import Charge, hash_token, new_call_id
+
+log = structlog.get_logger("arkgate.meter")
+
+MAX_BODY_BYTES = 1_000_000
+MAX_IDEMPOTENCY_KEY = 255
+
+# Keeps refund tasks alive while a cancelled stream unwinds.
+_background: set[asyncio.Task[Any]] = set()
+
+
+class ClientGone(Exception):
+    """The caller disconnected before the result was ready."""
+
+
+TokenResolver = Callable[[Request], Awaitable[str | None]]
+Challenge = Callable[[Request, Endpoint, int, PaymentRequiredError | None], Awaitable[Response]]
+
+
+async def bearer_token_hash(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return hash_token(value.strip())
+    return None
+
+
+async def default_challenge(
+    request: Request, endpoint: Endpoint, price_sats: int, error: PaymentRequiredError | None
+) -> Response:
+    """402 for a caller without a usable session; the agents module installs a richer one."""
+    problem = error or PaymentRequiredError(
+        "payment required: create a session with POST /v1/sessions, pay it, then send 'Authorization: Bearer ak_...'"
+    )
+    problem.details.setdefault("price_sats", price_sats)
+    problem.details["_headers"] = {"WWW-Authenticate": 'Bearer realm="arkgate"'}
+    return error_response(problem, endpoint=endpoint.id)
+
+
+async def parse_request(request: Request, endpoint: Endpoint) -> BaseModel:
+    """The request model from the JSON body (POST) or the query string (GET); 400 on anything wrong."""
+    try:
+        if endpoint.method == "GET":
+            return endpoint.request_model.model_validate(dict(request.query_params))
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise InputError(f"request body too large (limit {MAX_BODY_BYTES} bytes)")
+        return endpoint.request_model.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        raise InputError(validation_message(exc)) from None
+
+
+def make_paid_route(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def paid_call(request: Request) -> Response:
+        return await Meter(runtime(request), endpoint, request).serve()
+
+    paid_call.__name__ = f"call_{endpoint.module_name}"
+    return paid_call
+
+
+class Meter:
+    """One paid call."""
+
+    def __init__(self, rt: Runtime, endpoint: Endpoint, request: Request) -> None:
+        self.rt = rt
+        self.endpoint = endpoint
+        self.request = request
+        self.started = time.perf_counter()
+
+    def elapsed_ms(self) -> int:
+        return int((time.perf_counter() - self.started) * 1000)
+
+    def fail(self, error: ArkgateError, *, balance_sats: int | None = None) -> Response:
+        self.rt.metrics.calls.labels(self.endpoint.id, error.code).inc()
+        return error_response(
+            error, endpoint=self.endpoint.id, response_ms=self.elapsed_ms(), balance_sats=balance_sats
+        )
+
+    async def serve(self) -> Response:
+        endpoint, rt = self.endpoint, self.rt
+        try:
+            payload = await parse_request(self.request, endpoint)
+            price = endpoint.price_for(payload, rt.settings)
+        except ArkgateError as exc:
+            return self.fail(exc)
+        token_hash = await self._token_hash()
+        if token_hash is None:
+            return await rt.extras.get("challenge", default_challenge)(self.request, endpoint, price, None)
+        idem_key = self.request.headers.get("idempotency-key")
+        try:
+            await rt.limits.hit("calls", token_hash)
+            if self.request.client is not None:
+                await rt.limits.hit("calls_ip", self.request.client.host)
+            if idem_key is not None:
+                replay = await self._replay(token_hash, idem_key)
+                if replay is not None:
+                    return replay
+            charge = await self._charge(token_hash, price, idem_key)
+        except PaymentRequiredError as exc:
+            return await rt.extras.get("challenge", default_challenge)(self.request, endpoint, price, exc)
+        except _Replayed as replayed:
+            return replayed.response
+        except ArkgateError as exc:
+            return self.fail(exc)
+        return await self._run(payload, charge, idem_key)
+
+    async def _token_hash(self) -> str | None:
+        for resolve in self.rt.extras.get("token_resolvers", (bearer_token_hash,)):
+            token_hash = await resolve(self.request)
+            if token_hash is not None:
+                return token_hash  # type: ignore[no-any-return]
+        return None
+
+    # --- idempotency ----------------------------------------------------------------------
+    def _request_hash(self, body: bytes) -> str:
+        digest = hashlib.sha256(self.request.method.encode() + self.endpoint.id.encode() + b"\0")
+        digest.update(body if self.endpoint.method == "POST" else str(self.request.query_params).encode())
+        return digest.hexdigest()
+
+    async def _replay(self, token_hash: str, key: str) -> Response | None:
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+            raise InputError(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        stored = await self.rt.ledger.idempotent_replay(token_hash, key, self.rt.settings.idempotency_ttl_s)
+        if stored is None:
+            return None
+        if stored.request_hash != self._request_hash(await self.request.body()):
+            raise InputError("this Idempotency-Key was already used for a different request")
+        if stored.status_code is None or stored.body is None:
+            raise ConflictError("a request with this Idempotency-Key is still being processed")
+        return Response(
+            stored.body,
+            status_code=stored.status_code,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
+
+    async def _charge(self, token_hash: str, price: int, idem_key: str | None) -> Charge:
+        idempotency = None
+        if idem_key is not None:
+            idempotency = (idem_key, self._request_hash(await self.request.body()))
+        try:
+            return await self.rt.ledger.charge(
+                token_hash, self.endpoint.id, price, call_id=new_call_id(), idempotency=idempotency
+            )
+        except IntegrityError:
+            # A concurrent retry with the same key claimed it first; answer as that retry would.
+            assert idem_key is not None
+            replay = await self._replay(token_hash, idem_key)
+            if replay is None:
+                raise ConflictError("a request with this Idempotency-Key is still being processed") from None
+            raise _Replayed(replay) from None
+
+    # --- running the handler ------------------------------------------------------------------
+    async def _run(self, payload: BaseModel, charge: Charge, idem_key: str | None) -> Response:
+        endpoint, rt = self.endpoint, self.rt
+        ctx = CallContext(
+            settings=rt.settings,
+            services=rt.services,
+            endpoint=endpoint,
+            session_id=charge.session_id,
+            call_id=charge.call_id,
+            reserved_sats=charge.amount_sats,
+            base_url=rt.base_url(self.request),
+            spent_today_sats=lambda ids: rt.ledger.spent_today(charge.session_id, ids),
+        )
+        timeout_s = endpoint.timeout_s or rt.settings.call_timeout_s
+        try:
+            result = await self._run_handler(payload, ctx, timeout_s)
+        except ClientGone:
+            await self._refund(charge, charge.amount_sats, "client_disconnected", idem_key)
+            rt.metrics.calls.labels(endpoint.id, "client_disconnected").inc()
+            return Response(status_code=499)
+        except ArkgateError as exc:
+            balance = await self._refund(charge, charge.amount_sats, exc.code, idem_key)
+            return self.fail(exc, balance_sats=balance)
+        except Exception:
+            log.exception("call.handler_crashed", endpoint_id=endpoint.id, call_id=charge.call_id)
+            balance = await self._refund(charge, charge.amount_sats, "internal_error", idem_key)
+            return self.fail(
+                ArkgateError(f"{endpoint.id} failed unexpectedly; you were not charged"), balance_sats=balance
+            )
+        if isinstance(result, StreamingReply):
+            return self._stream(result, ctx, charge, idem_key)
+        cost = charge.amount_sats
+        balance = charge.balance_sats
+        if endpoint.metered is not None:
+            cost = ctx.settled_sats if ctx.settled_sats is not None else charge.amount_sats
+            balance = await self._refund(charge, charge.amount_sats - cost, "unused_reservation", None)
+        data = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+        envelope: dict[str, Any] = {
+            "success": True,
+            "data": data,
+            "cost_sats": cost,
+            "balance_remaining": balance,
+            "response_ms": self.elapsed_ms(),
+            "endpoint": endpoint.id,
+            "call_id": charge.call_id,
+        }
+        if ctx.notes:
+            envelope["notes"] = ctx.notes
+        body = dumps(envelope)
+        if idem_key is not None:
+            await rt.ledger.store_idempotent(charge.session_id, idem_key, 200, body.decode())
+        rt.metrics.calls.labels(endpoint.id, "ok").inc()
+        rt.metrics.sats_charged.labels(endpoint.id).inc(cost)
+        rt.metrics.call_seconds.labels(endpoint.id).observe(time.perf_counter() - self.started)
+        return Response(body, media_type="application/json")
+
+    async def _run_handler(self, payload: BaseModel, ctx: CallContext, timeout_s: float) -> Any:
+        work = asyncio.ensure_future(self.endpoint.handler(payload, ctx))
+        gone = asyncio.ensure_future(_client_disconnected(self.request))
+        try:
+            done, _ = await asyncio.wait({work, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if work in done:
+            return work.result()
+        work.cancel()
+        with contextlib.suppress(BaseException):
+            await work
+        if gone in done:
+            raise ClientGone
+        raise UpstreamTimeoutError(f"{self.endpoint.id} did not finish within {timeout_s:g} s; you were not charged")
+
+    async def _refund(self, charge: Charge, amount_sats: int, reason: str, idem_key: str | None) -> int:
+        if amount_sats <= 0:
+            return charge.balance_sats
+        return await self.rt.ledger.refund(charge, amount_sats, reason=reason, forget_idempotency=idem_key)
+
+    def _stream(self, reply: StreamingReply, ctx: CallContext, charge: Charge, idem_key: str | None) -> Response:
+        meter = self
+
+        async def events() -> AsyncIterator[str]:
+            finished = False
+            try:
+                async for chunk in reply.events:
+                    yield chunk
+                finished = True
+            except ArkgateError as exc:
+                yield f"event: error\ndata: {dumps({'error': exc.message, 'code': exc.status}).decode()}\n\n"
+            finally:
+                used = ctx.settled_sats if ctx.settled_sats is not None else (charge.amount_sats if finished else 0)
+                task = asyncio.create_task(
+                    meter._refund(
+                        charge, charge.amount_sats - used, "stream_settlement", idem_key if not used else None
+                    )
+                )
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+                meter.rt.metrics.calls.labels(meter.endpoint.id, "ok" if finished else "stream_cut").inc()
+
+        headers = {"X-Call-Id": charge.call_id, "X-Reserved-Sats": str(charge.amount_sats), "Cache-Control": "no-cache"}
+        return StreamingResponse(events(), media_type=reply.media_type, headers=headers)
+
+
+class _Replayed(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+async def _client_disconnected(request: Request) -> None:
+    """Returns once the client has gone away (the body has already been read)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return

@@ -1,0 +1,100 @@
+"""Unauthenticated routes: health, the catalog, Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from arkgate.api.envelope import json_response
+from arkgate.api.runtime import Runtime, runtime
+from arkgate.catalog.registry import Endpoint
+from arkgate.errors import ArkgateError
+
+router = APIRouter(tags=["public"])
+
+
+@router.get("/health", summary="Liveness, database and barkd status")
+async def health(request: Request) -> Response:
+    rt = runtime(request)
+    checks: dict[str, Any] = {"database": "ok"}
+    healthy = True
+    try:
+        async with rt.database.read() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        checks["database"] = "unreachable"
+        healthy = False
+    if rt.barkd is not None:
+        barkd: dict[str, Any] = {"reachable": await rt.barkd.ping()}
+        if barkd["reachable"]:
+            try:
+                barkd["ark_server_connected"] = await rt.barkd.connected()
+            except ArkgateError:
+                barkd["ark_server_connected"] = False
+        if rt.watcher is not None:
+            barkd["watcher"] = rt.watcher.mode
+        checks["barkd"] = barkd
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "network": rt.settings.network,
+        "payment_mode": rt.settings.payment_mode,
+        "endpoints": len(rt.catalog),
+        **checks,
+    }
+    return json_response(body, 200 if healthy else 503)
+
+
+def catalog_entry(endpoint: Endpoint, rt: Runtime) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": endpoint.id,
+        "path": endpoint.path,
+        "method": endpoint.method,
+        "cost_sats": endpoint.price_sats,
+        "price_sats": endpoint.price_sats,
+        "category": endpoint.category,
+        "summary": endpoint.summary,
+        "description": endpoint.description,
+    }
+    if endpoint.metered is not None:
+        entry["pricing"] = {
+            "type": "metered",
+            "minimum_sats": endpoint.price_sats,
+            "max_cost_sats": endpoint.max_price_sats(rt.settings),
+            "rate": endpoint.metered.rate(rt.settings),
+            "refund": "the maximum is reserved before the call; what is not used is refunded",
+        }
+    return entry
+
+
+@router.get("/v1/catalog", summary="Every paid endpoint with its price")
+async def catalog(request: Request) -> Response:
+    rt = runtime(request)
+    return json_response(
+        {
+            "endpoints": [catalog_entry(e, rt) for e in rt.catalog],
+            "session": {
+                "create": "POST /v1/sessions",
+                "balance": "GET /v1/balance",
+                "topup": "POST /v1/sessions/topup",
+                "min_amount_sats": rt.settings.min_session_sats,
+                "max_amount_sats": rt.settings.max_session_sats,
+            },
+            "auth": "Authorization: Bearer <token>",
+            "network": rt.settings.network,
+        }
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    rt = runtime(request)
+    if rt.watcher is not None:
+        rt.metrics.watcher_connected.set(1 if rt.watcher.connected else 0)
+        if rt.watcher.last_event_at is not None:
+            rt.metrics.watcher_event_age.set(time.monotonic() - rt.watcher.last_event_at)
+    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,277 @@
+"""Sessions: create, fund, top up, and read balance, payments and call receipts.
+
+ArkAPI-compatible shapes, plus extensions (top-up, payments, calls).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from arkgate.api.auth import require_session
+from arkgate.api.envelope import json_response
+from arkgate.api.runtime import Runtime, runtime
+from arkgate.db.engine import utcnow
+from arkgate.errors import InputError, WalletUnavailableError
+from arkgate.payments.barkd import BarkdError
+from arkgate.payments.ledger import SessionInfo, hash_token, new_token
+
+router = APIRouter(tags=["session"])
+
+
+class CreateSession(BaseModel):
+    amount_sats: Any = Field(None, description="How many sats to fund the session with.", examples=[500])
+
+
+class Funding(BaseModel):
+    lightning_invoice: str | None = Field(None, description="BOLT11 invoice for amount_sats.")
+    ark_address: str | None = Field(
+        None, description="The session's own Ark address; any amount sent to it is credited."
+    )
+    payment_hash: str | None = None
+    invoice_expires_at: str | None = None
+    bip321: str | None = Field(None, description="A bitcoin: URI carrying both the invoice and the Ark address.")
+
+
+class SessionCreated(BaseModel):
+    token: str = Field(..., description="Bearer token; shown once, keep it secret.")
+    funding: Funding
+    amount_sats: int
+    balance_sats: int
+    status: str
+    expires_in: int = Field(..., description="Seconds until an unfunded session lapses.")
+
+
+class TopUp(BaseModel):
+    amount_sats: Any = Field(None, examples=[1000])
+
+
+class TopUpCreated(BaseModel):
+    funding: Funding
+    amount_sats: int
+    balance_sats: int
+    status: str
+
+
+class Balance(BaseModel):
+    balance_sats: int
+    status: str
+    expires_at: str
+    expires_in: int
+    ark_address: str | None
+    funded: bool
+
+
+def iso(instant: datetime | None) -> str | None:
+    return None if instant is None else instant.isoformat(timespec="seconds") + "Z"
+
+
+def validate_amount(rt: Runtime, value: Any) -> int:
+    settings = rt.settings
+    if value is None:
+        raise InputError("amount_sats is required: the number of sats to fund the session with")
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise InputError("amount_sats must be a whole number of sats")
+    if value < settings.min_session_sats:
+        raise InputError(f"amount_sats must be at least {settings.min_session_sats}")
+    if value > settings.max_session_sats:
+        raise InputError(f"amount_sats must be at most {settings.max_session_sats}")
+    return int(value)
+
+
+def build_bip321(invoice: str | None, ark_address: str | None, amount_sats: int | None) -> str | None:
+    """A BIP-321 URI with no on-chain address: ``bitcoin:?ark=...&lightning=...``."""
+    params = []
+    if ark_address:
+        params.append(f"ark={ark_address}")
+    if invoice:
+        params.append(f"lightning={invoice}")
+    if not params:
+        return None
+    if amount_sats:
+        btc = f"{amount_sats / 100_000_000:.8f}".rstrip("0").rstrip(".")
+        params.insert(0, f"amount={btc}")
+    return "bitcoin:?" + "&".join(params)
+
+
+async def new_funding(rt: Runtime, amount_sats: int, *, with_address: bool) -> tuple[dict[str, Any], str | None]:
+    """A fresh invoice (and, for a new session, a fresh Ark address) from barkd."""
+    if rt.barkd is None:
+        raise WalletUnavailableError("payments are not configured")
+    try:
+        address = await rt.barkd.next_address() if with_address else None
+        invoice = await rt.barkd.create_invoice(amount_sats, rt.settings.invoice_description)
+    except BarkdError as exc:
+        raise WalletUnavailableError(
+            "the payment backend cannot issue an invoice right now (the Ark server may be unreachable); "
+            "try again shortly"
+        ) from exc
+    return (
+        {
+            "payment_hash": invoice.payment_hash,
+            "bolt11": invoice.bolt11,
+            "amount_sats": amount_sats,
+            "expires_at": invoice.expires_at,
+        },
+        address,
+    )
+
+
+def funding_view(invoice: dict[str, Any] | None, address: str | None, amount_sats: int) -> Funding:
+    bolt11 = invoice["bolt11"] if invoice else None
+    return Funding(
+        lightning_invoice=bolt11,
+        ark_address=address,
+        payment_hash=invoice["payment_hash"] if invoice else None,
+        invoice_expires_at=iso(invoice["expires_at"]) if invoice else None,
+        bip321=build_bip321(bolt11, address, amount_sats),
+    )
+
+
+async def open_session(rt: Runtime, amount_sats: int, *, source: str = "api") -> tuple[str, SessionCreated]:
+    """Create a session; shared by the HTTP API, the 402 challenge and MCP."""
+    token = new_token()
+    token_hash = hash_token(token)
+    if rt.settings.payment_mode == "free":
+        session_id = await rt.ledger.open_session(
+            token_hash=token_hash, requested_sats=amount_sats, ark_address=None, source="free"
+        )
+        await rt.ledger.credit_free(session_id, amount_sats)
+        invoice, address = None, None
+    else:
+        invoice, address = await new_funding(rt, amount_sats, with_address=True)
+        session_id = await rt.ledger.open_session(
+            token_hash=token_hash, requested_sats=amount_sats, ark_address=address, source=source, invoice=invoice
+        )
+    session = await rt.ledger.session_by_id(session_id)
+    assert session is not None
+    created = SessionCreated(
+        token=token,
+        funding=funding_view(invoice, address, amount_sats),
+        amount_sats=amount_sats,
+        balance_sats=session.balance_sats,
+        status=session.public_status(),
+        expires_in=max(0, int((session.expires_at - utcnow()).total_seconds())),
+    )
+    return token, created
+
+
+@router.post("/v1/sessions", status_code=201, response_model=SessionCreated, summary="Create a prepaid session")
+async def create_session(body: CreateSession, request: Request) -> Response:
+    rt = runtime(request)
+    amount = validate_amount(rt, body.amount_sats)
+    await rt.limits.hit("sessions", request.client.host if request.client else "unknown")
+    _, created = await open_session(rt, amount)
+    return json_response(created.model_dump(), 201)
+
+
+@router.post("/v1/sessions/topup", response_model=TopUpCreated, summary="Get a new invoice for the same session")
+async def top_up(body: TopUp, request: Request) -> Response:
+    rt = runtime(request)
+    session = await require_session(request, rt.ledger)
+    amount = validate_amount(rt, body.amount_sats)
+    await rt.limits.hit("sessions", request.client.host if request.client else "unknown")
+    if rt.settings.payment_mode == "free":
+        await rt.ledger.credit_free(session.id, amount)
+        invoice = None
+    else:
+        invoice, _ = await new_funding(rt, amount, with_address=False)
+        invoice["purpose"] = "topup"
+        await rt.ledger.add_invoice(session.id, invoice)
+    session = await rt.ledger.session_by_id(session.id) or session
+    view = TopUpCreated(
+        funding=funding_view(invoice, session.ark_address, amount),
+        amount_sats=amount,
+        balance_sats=session.balance_sats,
+        status=session.public_status(),
+    )
+    return json_response(view.model_dump())
+
+
+def balance_view(session: SessionInfo) -> Balance:
+    now = utcnow()
+    return Balance(
+        balance_sats=session.balance_sats,
+        status=session.public_status(now),
+        expires_at=iso(session.expires_at) or "",
+        expires_in=max(0, int((session.expires_at - now).total_seconds())),
+        ark_address=session.ark_address,
+        funded=session.funded_at is not None,
+    )
+
+
+@router.get("/v1/balance", response_model=Balance, summary="Balance and status of the bearer's session")
+async def balance(request: Request) -> Response:
+    rt = runtime(request)
+    session = await require_session(request, rt.ledger)
+    return json_response(balance_view(session).model_dump())
+
+
+@router.get("/v1/sessions/me/payments", summary="Payments credited to the bearer's session")
+async def my_payments(request: Request) -> Response:
+    rt = runtime(request)
+    session = await require_session(request, rt.ledger)
+    payments = [
+        {
+            "rail": p["rail"],
+            "amount_sats": int(p["amount_sats"]),
+            "payment_hash": p["payment_hash"],
+            "ark_address": p["ark_address"],
+            "late": bool(p["is_late"]),
+            "credited_at": iso(p["created_at"]),
+        }
+        for p in await rt.ledger.payments_of(session.id)
+    ]
+    invoices = [
+        {
+            "payment_hash": i["payment_hash"],
+            "amount_sats": int(i["amount_sats"]),
+            "status": i["status"],
+            "purpose": i["purpose"],
+            "expires_at": iso(i["expires_at"]),
+            "lightning_invoice": i["bolt11"],
+        }
+        for i in await rt.ledger.invoices_of(session.id)
+    ]
+    return json_response(
+        {"balance_sats": session.balance_sats, "payments": payments, "invoices": invoices, "count": len(payments)}
+    )
+
+
+@router.get("/v1/sessions/me/calls", summary="Receipts of the bearer's recent calls, newest first")
+async def my_calls(request: Request, limit: int = 100) -> Response:
+    rt = runtime(request)
+    session = await require_session(request, rt.ledger)
+    if not 1 <= limit <= 1000:
+        raise InputError("limit must be between 1 and 1000")
+    receipts = await rt.ledger.receipts_of(session.id, limit=limit)
+    calls = [
+        {
+            "call_id": r.call_id,
+            "endpoint": r.endpoint_id,
+            "charged_sats": r.charged_sats,
+            "refunded_sats": r.refunded_sats,
+            "cost_sats": r.cost_sats,
+            "status": "refunded" if r.refunded_sats >= r.charged_sats and r.charged_sats else "ok",
+            "refund_reason": r.refund_reason,
+            "created_at": iso(r.created_at),
+            "ledger": [
+                {
+                    "kind": row["kind"],
+                    "amount_sats": row["amount_sats"],
+                    "reason": row["reason"],
+                    "at": iso(row["created_at"]),
+                }
+                for row in r.rows
+            ],
+        }
+        for r in receipts
+    ]
+    return json_response({"balance_sats": session.balance_sats, "calls": calls, "count": len(calls)})

@@ -1,0 +1,131 @@
+"""``create_app(settings)``: the one place that wires the packages together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from arkgate.api import metering, public, sessions
+from arkgate.api.envelope import install_error_handlers
+from arkgate.api.metrics import Metrics
+from arkgate.api.ratelimit import RateLimits
+from arkgate.api.runtime import Runtime
+from arkgate.catalog.context import Services
+from arkgate.catalog.registry import Catalog, load_catalog
+from arkgate.db import migrate
+from arkgate.db.engine import Database
+from arkgate.payments.barkd import BarkdClient
+from arkgate.payments.events import EventHub
+from arkgate.payments.ledger import CreditResult, Ledger
+from arkgate.payments.watcher import PaymentWatcher
+from arkgate.settings import Settings
+
+# Optional parts: each module exposes ``install(app, runtime)``; absent ones are skipped, so the
+# core runs while they are being built and an operator can see which are present.
+OPTIONAL_PARTS = (
+    "arkgate.api.downloads",
+    "arkgate.api.agents",
+    "arkgate.admin.routes",
+    "arkgate.web.routes",
+)
+
+StartupHook = Callable[[Runtime], Awaitable[None]]
+
+
+def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI:
+    database = Database(settings.effective_database_url)
+    ledger = Ledger(database, session_ttl_s=settings.session_ttl_s)
+    rt = Runtime(
+        settings=settings,
+        catalog=catalog if catalog is not None else load_catalog(),
+        database=database,
+        ledger=ledger,
+        events=EventHub(),
+        services=Services(settings),
+        limits=RateLimits(settings),
+        metrics=Metrics(),
+    )
+    if settings.payment_mode == "barkd":
+        rt.barkd = BarkdClient(settings.barkd_url, settings.barkd_token_value(), timeout_s=settings.barkd_timeout_s)
+        rt.watcher = PaymentWatcher(
+            rt.barkd,
+            ledger,
+            rt.events,
+            reconcile_interval_s=settings.reconcile_interval_s,
+            poll_interval_s=settings.poll_interval_s,
+            on_credit=lambda result, rail: _count_credit(rt, result, rail),
+        )
+    startup_hooks: list[StartupHook] = rt.extras.setdefault("startup_hooks", [])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await migrate.upgrade(database)
+        tasks: list[asyncio.Task[Any]] = []
+        if rt.watcher is not None:
+            tasks.append(asyncio.create_task(rt.watcher.run(), name="payment-watcher"))
+        async with contextlib.AsyncExitStack() as stack:
+            for context in rt.extras.get("lifespan_contexts", []):
+                await stack.enter_async_context(context())
+            for hook in startup_hooks:
+                await hook(rt)
+            try:
+                yield
+            finally:
+                for task in tasks + rt.extras.get("background_tasks", []):
+                    task.cancel()
+                for task in tasks + rt.extras.get("background_tasks", []):
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                await rt.services.aclose()
+                if rt.barkd is not None:
+                    await rt.barkd.aclose()
+                await database.dispose()
+
+    app = FastAPI(
+        title="arkgate",
+        summary="Pay-per-call APIs funded by Lightning or Ark",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    install_error_handlers(app)
+    app.include_router(public.router)
+    app.include_router(sessions.router)
+    for endpoint in rt.catalog:
+        app.add_api_route(
+            endpoint.path,
+            metering.make_paid_route(endpoint),
+            methods=[endpoint.method],
+            summary=endpoint.summary,
+            description=endpoint.description,
+            tags=[endpoint.category],
+            openapi_extra={"x-cost-sats": endpoint.price_sats, "x-category": endpoint.category},
+        )
+    for name in OPTIONAL_PARTS:
+        _install_optional(name, app, rt)
+    return app
+
+
+def _install_optional(name: str, app: FastAPI, rt: Runtime) -> None:
+    import importlib
+
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and name.startswith(exc.name):
+            return
+        raise
+    install = getattr(module, "install", None)
+    if install is not None:
+        install(app, rt)
+    elif hasattr(module, "router"):
+        app.include_router(module.router)
+
+
+def _count_credit(rt: Runtime, result: CreditResult, rail: str) -> None:
+    rt.metrics.payments.labels(rail).inc()
+    rt.metrics.payment_sats.labels(rail).inc(result.amount_sats)

@@ -1,0 +1,1 @@
+"""The catalog: one module per paid endpoint, collected by :mod:`arkgate.catalog.registry`."""

@@ -1,0 +1,150 @@
+"""The ledger's tables (SQLAlchemy Core). Amounts are integer sats; instants are naive UTC.
+
+A session's ``balance_sats`` is a cached figure that always equals
+``sum(payments) - sum(call debits) + sum(call refunds)`` for that session; the
+ledger is the only writer and changes both in one transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# MariaDB's DATETIME keeps whole seconds unless told otherwise.
+Instant = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("status", String(20), nullable=False),  # awaiting_payment | active
+    Column("balance_sats", BigInteger, nullable=False, default=0),
+    Column("requested_sats", BigInteger, nullable=False, default=0),
+    Column("ark_address", String(255), nullable=True, unique=True),
+    Column("source", String(16), nullable=False, default="api"),  # api | l402 | free
+    Column("created_at", Instant, nullable=False),
+    Column("expires_at", Instant, nullable=False),
+    Column("funded_at", Instant, nullable=True),
+    Column("last_call_at", Instant, nullable=True),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("payment_hash", String(64), primary_key=True),
+    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=True, index=True),
+    Column("bolt11", Text, nullable=False),
+    Column("amount_sats", BigInteger, nullable=False),
+    Column("purpose", String(16), nullable=False),  # funding | topup | l402
+    Column("status", String(16), nullable=False),  # pending | paid | canceled | expired
+    Column("created_at", Instant, nullable=False),
+    Column("expires_at", Instant, nullable=False),
+    Column("paid_at", Instant, nullable=True),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # NULL: an orphan payment (no session owns the invoice or address); shown to the operator.
+    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=True, index=True),
+    Column("rail", String(16), nullable=False),  # lightning | ark | free
+    # barkd's payment identity (BEHAVIOUR.md 3.5); the unique key makes crediting idempotent.
+    Column("payment_key", String(400), nullable=False, unique=True),
+    Column("amount_sats", BigInteger, nullable=False),
+    Column("fee_sats", BigInteger, nullable=False, default=0),
+    Column("payment_hash", String(64), nullable=True),
+    Column("movement_id", BigInteger, nullable=True),
+    Column("ark_address", String(255), nullable=True),
+    Column("is_late", Boolean, nullable=False, default=False),
+    Column("created_at", Instant, nullable=False),
+)
+
+payment_vtxos = Table(
+    "payment_vtxos",
+    metadata,
+    # A VTXO can be received only once: pre-0.3.0 barkd could record one arkoor receive twice.
+    Column("vtxo_id", String(80), primary_key=True),
+    Column("payment_id", Integer, ForeignKey("payments.id"), nullable=False),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(32), nullable=False, index=True),
+    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False),
+    Column("endpoint_id", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # debit | refund
+    Column("amount_sats", BigInteger, nullable=False),
+    Column("reason", String(64), nullable=True),  # why a refund happened
+    Column("created_at", Instant, nullable=False),
+    Index("ix_calls_session_id_id", "session_id", "id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False),
+    Column("idem_key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=True),  # NULL while the first request runs
+    Column("body", Text, nullable=True),
+    Column("created_at", Instant, nullable=False),
+    UniqueConstraint("session_id", "idem_key", name="uq_idempotency_keys_session_key"),
+)
+
+watcher_cursors = Table(
+    "watcher_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+operator_log = Table(
+    "operator_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False, index=True),  # refresh | sweep | exit | alert | ...
+    Column("status", String(32), nullable=False),
+    Column("amount_sats", BigInteger, nullable=True),
+    Column("detail", Text, nullable=True),  # JSON
+    Column("created_at", Instant, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", String(255), nullable=True),
+    Column("created_at", Instant, nullable=False),
+    Column("delivered_at", Instant, nullable=True),
+)

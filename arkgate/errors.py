@@ -1,0 +1,92 @@
+"""Errors arkgate raises, each knowing its HTTP status and whether a charge is refunded.
+
+    ArkgateError                      500 internal_error
+    ├── InputError                    400 invalid_input
+    │   └── TargetRefusedError        400 target_refused     (outbound guard)
+    ├── InvalidTokenError             401 invalid_token
+    ├── PaymentRequiredError          402 payment_required
+    │   └── InsufficientBalanceError  402 insufficient_balance
+    ├── ForbiddenError                403 forbidden
+    ├── NotFoundError                 404 not_found
+    ├── ConflictError                 409 conflict
+    ├── RateLimitedError              429 rate_limited
+    ├── UpstreamError                 502 upstream_error
+    ├── WalletUnavailableError        503 wallet_unavailable (barkd unreachable)
+    └── UpstreamTimeoutError          504 upstream_timeout
+
+One exception handler renders all of them in ArkAPI's envelope
+(``success: false``, ``error``, ``code`` = status, ``error_code``, ``cost_sats: 0``).
+Every error refunds a charged call: a caller only pays for a result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ArkgateError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InputError(ArkgateError):
+    status = 400
+    code = "invalid_input"
+
+
+class TargetRefusedError(InputError):
+    code = "target_refused"
+
+
+class InvalidTokenError(ArkgateError):
+    status = 401
+    code = "invalid_token"
+
+
+class PaymentRequiredError(ArkgateError):
+    status = 402
+    code = "payment_required"
+
+
+class InsufficientBalanceError(PaymentRequiredError):
+    code = "insufficient_balance"
+
+
+class ForbiddenError(ArkgateError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFoundError(ArkgateError):
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(ArkgateError):
+    status = 409
+    code = "conflict"
+
+
+class RateLimitedError(ArkgateError):
+    status = 429
+    code = "rate_limited"
+
+
+class UpstreamError(ArkgateError):
+    status = 502
+    code = "upstream_error"
+
+
+class WalletUnavailableError(ArkgateError):
+    status = 503
+    code = "wallet_unavailable"
+
+
+class UpstreamTimeoutError(ArkgateError):
+    status = 504
+    code = "upstream_timeout"

@@ -1,0 +1,1 @@
+"""Money: the barkd adapter, the payment watcher, and the ledger (the only writer of balances)."""

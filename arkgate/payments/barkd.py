@@ -1,0 +1,320 @@
+"""The barkd adapter: barkd's REST API in arkgate's terms.
+
+barkd's field names (``amount_sat``) stop here; callers get ``*_sats``. Responses are
+read leniently (missing == null, unknown enum strings kept) because barkd 0.1.x, 0.6.x
+and 0.8.x differ (BEHAVIOUR.md section 9). Errors are mapped on status codes; the only
+message matched is the documented "no pending lightning receive found" 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from bolt11 import decode as decode_bolt11
+
+from arkgate.errors import ArkgateError, WalletUnavailableError
+
+RECEIVE_GONE = "no pending lightning receive found"
+
+
+class BarkdError(ArkgateError):
+    """barkd answered, but with an error."""
+
+    status = 502
+    code = "barkd_error"
+
+    def __init__(self, message: str, *, http_status: int, body: Any = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.body = body
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invoice:
+    bolt11: str
+    payment_hash: str
+    amount_sats: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiveStatus:
+    payment_hash: str
+    state: str | None  # None on barkd 0.1.x-0.3.x (no state field)
+    amount_sats: int
+    is_paid: bool
+    is_gone: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Destination:
+    type: str
+    value: str
+    amount_sats: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Movement:
+    id: int
+    status: str
+    subsystem: str
+    kind: str
+    metadata: dict[str, Any]
+    effective_sats: int
+    intended_sats: int
+    offchain_fee_sats: int
+    received_on: list[Destination]
+    sent_to: list[Destination]
+    output_vtxos: list[str]
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def is_ark_receive(self) -> bool:
+        return self.subsystem == "bark.arkoor" and self.kind == "receive"
+
+    @property
+    def is_lightning_receive(self) -> bool:
+        return self.subsystem == "bark.lightning_receive"
+
+    @property
+    def payment_hash(self) -> str | None:
+        value = self.metadata.get("payment_hash")
+        return value if isinstance(value, str) else None
+
+
+def parse_movement(data: dict[str, Any]) -> Movement:
+    subsystem = data.get("subsystem") or {}
+    return Movement(
+        id=int(data["id"]),
+        status=str(data.get("status") or ""),
+        subsystem=str(subsystem.get("name") or ""),
+        kind=str(subsystem.get("kind") or ""),
+        metadata=data.get("metadata") or {},
+        effective_sats=int(data.get("effective_balance_sat") or 0),
+        intended_sats=int(data.get("intended_balance_sat") or 0),
+        offchain_fee_sats=int(data.get("offchain_fee_sat") or 0),
+        received_on=_destinations(data.get("received_on")),
+        sent_to=_destinations(data.get("sent_to")),
+        output_vtxos=list(data.get("output_vtxos") or []),
+        raw=data,
+    )
+
+
+def _destinations(items: Any) -> list[Destination]:
+    found = []
+    for item in items or []:
+        destination = item.get("destination") or {}
+        found.append(
+            Destination(
+                type=str(destination.get("type") or ""),
+                value=str(destination.get("value") or ""),
+                amount_sats=int(item.get("amount_sat") or 0),
+            )
+        )
+    return found
+
+
+def invoice_details(bolt11: str) -> tuple[str, int, datetime]:
+    """(payment hash, amount in sats, expiry) read from a BOLT11 string."""
+    decoded = decode_bolt11(bolt11)
+    amount_msat = int(decoded.amount_msat or 0)
+    expiry = int(decoded.expiry or 3600)
+    expires_at = datetime.fromtimestamp(int(decoded.date) + expiry, UTC).replace(tzinfo=None)
+    return str(decoded.payment_hash), amount_msat // 1000, expires_at
+
+
+class BarkdClient:
+    """Typed calls to one barkd daemon."""
+
+    def __init__(self, base_url: str, token: str | None, *, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
+        self._features: dict[str, bool] = {}
+
+    def __repr__(self) -> str:  # never show the token
+        return f"BarkdClient({self.base_url!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- transport ------------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Any:
+        """Call barkd; returns parsed JSON, or None for barkd's empty-body 200s."""
+        kwargs: dict[str, Any] = {"params": params}
+        if json is not None:
+            kwargs["json"] = json
+        if timeout_s is not None:
+            kwargs["timeout"] = timeout_s
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except (httpx.TransportError, OSError) as exc:
+            raise WalletUnavailableError("the payment backend (barkd) is unreachable") from exc
+        body: Any = None
+        if response.content:
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text
+        if response.is_success:
+            return body
+        message = body.get("message") if isinstance(body, dict) else body
+        raise BarkdError(
+            f"barkd {method} {path}: {response.status_code} {message}",
+            http_status=response.status_code,
+            body=body,
+        )
+
+    # --- liveness and wallet ---------------------------------------------------------------
+    async def ping(self) -> bool:
+        try:
+            response = await self._http.get("/ping", timeout=3)
+        except (httpx.TransportError, OSError):
+            return False
+        return response.status_code == 200
+
+    async def wallet_fingerprint(self) -> str | None:
+        body = await self.request("GET", "/api/v1/wallet")
+        return body.get("fingerprint") if isinstance(body, dict) else None
+
+    async def connected(self) -> bool:
+        body = await self.request("GET", "/api/v1/wallet/connected")
+        return bool(body.get("connected"))
+
+    async def ark_info(self) -> dict[str, Any]:
+        return dict(await self.request("GET", "/api/v1/wallet/ark-info"))
+
+    async def balance(self) -> dict[str, Any]:
+        return dict(await self.request("GET", "/api/v1/wallet/balance"))
+
+    async def vtxos(self, *, all_states: bool = False) -> list[dict[str, Any]]:
+        params = {"all": "true"} if all_states else None
+        return list(await self.request("GET", "/api/v1/wallet/vtxos", params=params))
+
+    async def tip_height(self) -> int:
+        return int((await self.request("GET", "/api/v1/bitcoin/tip"))["tip_height"])
+
+    async def next_address(self) -> str:
+        return str((await self.request("POST", "/api/v1/wallet/addresses/next"))["address"])
+
+    async def sync(self) -> None:
+        await self.request("POST", "/api/v1/wallet/sync")
+
+    async def bip321(self, *, amount_sats: int | None = None, label: str | None = None) -> dict[str, Any] | None:
+        """barkd's BIP-321 URI (0.4.0+); None when this barkd has no such endpoint."""
+        body: dict[str, Any] = {}
+        if amount_sats is not None:
+            body["amount_sat"] = amount_sats
+        if label:
+            body["label"] = label
+        try:
+            return dict(await self.request("POST", "/api/v1/wallet/bip321", json=body))
+        except BarkdError as exc:
+            if exc.http_status in (404, 405):
+                return None
+            raise
+
+    # --- Lightning receive ----------------------------------------------------------------
+    async def create_invoice(self, amount_sats: int, description: str) -> Invoice:
+        body = await self.request(
+            "POST",
+            "/api/v1/lightning/receives/invoice",
+            json={"amount_sat": amount_sats, "description": description},
+        )
+        bolt11 = str(body["invoice"])
+        payment_hash, amount, expires_at = invoice_details(bolt11)
+        return Invoice(
+            bolt11=bolt11, payment_hash=payment_hash, amount_sats=amount or amount_sats, expires_at=expires_at
+        )
+
+    async def receive_status(self, identifier: str) -> ReceiveStatus:
+        """A receive's status; ``is_gone`` when barkd no longer has it (canceled, expired, unknown)."""
+        try:
+            body = await self.request("GET", f"/api/v1/lightning/receives/{identifier}")
+        except BarkdError as exc:
+            message = str(exc.body.get("message", "")) if isinstance(exc.body, dict) else str(exc.body or "")
+            if exc.http_status == 404 or (exc.http_status == 500 and RECEIVE_GONE in message):
+                return ReceiveStatus(payment_hash=identifier, state=None, amount_sats=0, is_paid=False, is_gone=True)
+            raise
+        return parse_receive(body)
+
+    async def cancel_receive(self, payment_hash: str) -> bool:
+        try:
+            await self.request("DELETE", f"/api/v1/lightning/receives/{payment_hash}")
+        except BarkdError:
+            return False
+        return True
+
+    # --- history and notifications ----------------------------------------------------------
+    async def history(self, *, type_: str | None = None, value: str | None = None) -> list[Movement]:
+        """Movements; falls back to the 0.1.x path and filters on our side (0.2.x-0.3.x ignore the filter)."""
+        params = {"type": type_, "value": value} if type_ and value else None
+        if self._features.get("history", True):
+            try:
+                items = await self.request("GET", "/api/v1/history", params=params)
+            except BarkdError as exc:
+                if exc.http_status != 404:
+                    raise
+                self._features["history"] = False
+        if not self._features.get("history", True):
+            items = await self.request("GET", "/api/v1/wallet/history")
+        movements = [parse_movement(item) for item in items or []]
+        if params:
+            movements = [m for m in movements if _matches(m, type_ or "", value or "")]
+        return movements
+
+    async def ws_ticket(self) -> str:
+        return str(await self.request("GET", "/api/v1/notifications/ws/ticket"))
+
+    def ws_url(self, ticket: str) -> str:
+        scheme = "wss" if self.base_url.startswith("https") else "ws"
+        return f"{scheme}://{self.base_url.split('://', 1)[1]}/api/v1/notifications/ws?ticket={ticket}"
+
+    async def wait_notifications(
+        self, since: str | None, *, timeout_s: float = 40.0
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        params = {"since": since} if since else None
+        body = await self.request("GET", "/api/v1/notifications/wait", params=params, timeout_s=timeout_s)
+        return list(body.get("notifications") or []), body.get("last_pushed_at")
+
+
+def parse_receive(body: dict[str, Any]) -> ReceiveStatus:
+    """Paid means ``state == settled`` on 0.4+; on 0.1.x-0.3.x ``finished_at`` alone is NOT payment."""
+    state = body.get("state")
+    if state is not None:
+        paid = state == "settled"
+    else:
+        paid = body.get("finished_at") is not None and body.get("preimage_revealed_at") is not None
+    return ReceiveStatus(
+        payment_hash=str(body.get("payment_hash") or ""),
+        state=state,
+        amount_sats=int(body.get("amount_sat") or 0),
+        is_paid=paid,
+        is_gone=state is None and body.get("finished_at") is not None and not paid,
+    )
+
+
+def _matches(movement: Movement, type_: str, value: str) -> bool:
+    return any(d.type == type_ and d.value == value for d in (*movement.received_on, *movement.sent_to))
+
+
+async def wait_until_reachable(client: BarkdClient, *, timeout_s: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        if await client.ping():
+            return True
+        await asyncio.sleep(0.1)
+    return False

@@ -1,0 +1,406 @@
+"""Every setting arkgate reads, in one typed class.
+
+Values come from ``ARKGATE_*`` environment variables, then an optional TOML file
+(``ARKGATE_CONFIG`` or ``--config``), then the defaults below. The entry point
+builds one ``Settings`` and passes it down; nothing reads the environment at
+import time, so tests simply write ``Settings(database_url=..., ...)``.
+
+Sections are grouped by the part of arkgate that owns them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+Network = Literal["bitcoin", "mainnet", "signet", "testnet", "regtest"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARKGATE_", extra="ignore", validate_default=True)
+
+    # --- server -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the gateway binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the gateway binds to.")
+    public_url: str = Field(
+        "", description="Public base URL used in generated docs and manifests (default: from the request)."
+    )
+    data_dir: Path = Field(Path(".arkgate"), description="Directory for the SQLite database and downloads.")
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_json: bool = Field(
+        False, description="Write logs as JSON lines (production) instead of console text."
+    )
+    demo: bool = Field(False, description="Demo mode: the web pages offer 'pay with the simulator' controls.")
+    simulator_url: str = Field(
+        "", description="Base URL of the bundled simulator's controls (demo mode only)."
+    )
+
+    # --- database -----------------------------------------------------------------------
+    database_url: str = Field(
+        "",
+        description="sqlite:///path, postgresql://... or mysql://... (default: SQLite in data_dir).",
+    )
+
+    # --- payments / barkd ---------------------------------------------------------------
+    payment_mode: Literal["barkd", "free"] = Field(
+        "barkd", description="'barkd' takes real payments; 'free' gives every session a test balance."
+    )
+    free_balance_sats: int = Field(1000, ge=0, description="Balance of a new session in free mode.")
+    network: Network = Field("signet", description="Bitcoin network the barkd wallet is on.")
+    barkd_url: str = Field("http://127.0.0.1:3000", description="Base URL of barkd's REST API.")
+    barkd_token: SecretStr | None = Field(None, description="barkd bearer token.")
+    barkd_token_file: Path | None = Field(
+        None, description="File holding the barkd token (barkd's auth_token)."
+    )
+    barkd_timeout_s: float = Field(10.0, gt=0, description="Timeout for one barkd request.")
+    reconcile_interval_s: float = Field(
+        60.0, gt=0, description="How often the payment watcher reconciles from barkd's history."
+    )
+    poll_interval_s: float = Field(
+        2.0, gt=0, description="History polling interval when barkd has no notifications (0.1.x)."
+    )
+    invoice_description: str = Field("arkgate session", description="Memo put on Lightning invoices.")
+
+    # --- sessions and metering ----------------------------------------------------------
+    min_session_sats: int = Field(1, ge=1, description="Smallest amount a session or top-up may request.")
+    max_session_sats: int = Field(
+        1_000_000, ge=1, description="Largest amount a session or top-up may request."
+    )
+    default_session_sats: int = Field(
+        500, ge=1, description="Amount of the session offered in a 402 challenge to a tokenless call."
+    )
+    session_ttl_s: int = Field(
+        30 * 24 * 3600,
+        ge=60,
+        description="A session expires this long after its last payment; a later payment reactivates it.",
+    )
+    idempotency_ttl_s: int = Field(
+        24 * 3600, ge=60, description="How long Idempotency-Key responses are kept."
+    )
+    call_timeout_s: float = Field(60.0, gt=0, description="Hard time budget of one paid call.")
+
+    # --- rate limits --------------------------------------------------------------------
+    rate_limits: str = Field("on", description="'off' disables rate limiting (load tests).")
+    rate_limit_storage: str = Field(
+        "memory://", description="limits storage URL: memory:// or redis://host:port/db."
+    )
+    rate_limit_sessions: str = Field("20/minute", description="Session creations per client IP.")
+    rate_limit_calls: str = Field("600/minute", description="Paid calls per token.")
+    rate_limit_calls_ip: str = Field("1200/minute", description="Paid calls per client IP.")
+
+    # --- operator -----------------------------------------------------------------------
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API; unset disables it."
+    )
+
+    # --- outbound guard and network lookups (security endpoints) -------------------------
+    dns_nameservers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host:port resolvers used for every lookup (default: system resolver).",
+    )
+    unsafe_allow_private_targets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs the outbound guard lets through (tests only; refused on mainnet).",
+    )
+    outbound_timeout_s: float = Field(10.0, gt=0, description="Timeout of one outbound request.")
+    outbound_max_bytes: int = Field(5_000_000, gt=0, description="Largest response body read from a target.")
+    outbound_allowed_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [80, 443, 8080, 8443],
+        description="Ports user-given URLs may use.",
+    )
+
+    # --- per-area settings are appended below by their owners -------------------------
+
+    # --- security and OSINT endpoints (issue 4) ---
+    outbound_ca_file: Path | None = Field(
+        None,
+        description="Extra PEM CA bundle trusted for outbound TLS besides the system store "
+        "(private PKI, tests).",
+    )
+    dns_query_port: int = Field(
+        53,
+        ge=1,
+        le=65535,
+        description="Port used when asking a domain's authoritative nameservers directly (axfr-check).",
+    )
+    rdap_bootstrap_url: str = Field(
+        "https://data.iana.org/rdap/dns.json", description="IANA RDAP bootstrap file for domains."
+    )
+    rdap_base_url: str = Field(
+        "",
+        description="One RDAP base URL for every TLD instead of the bootstrap (private deployments, tests).",
+    )
+    rdap_bootstrap_ttl_s: int = Field(86400, ge=60, description="How long the RDAP bootstrap file is cached.")
+    whois_server: str = Field(
+        "", description="Port-43 WHOIS server used for every TLD instead of the built-in IANA map."
+    )
+    whois_port: int = Field(43, ge=1, le=65535, description="Port of the port-43 WHOIS servers.")
+    whois_timeout_s: float = Field(10.0, gt=0, description="Timeout of one RDAP or WHOIS query.")
+    ssl_check_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [443, 465, 636, 853, 993, 995, 5061, 8443],
+        description="Ports ssl-check may connect to (comma-separated).",
+    )
+    intel_http_port: int = Field(
+        80, ge=1, le=65535, description="Port domain-intel uses for http:// of a domain."
+    )
+    intel_https_port: int = Field(
+        443, ge=1, le=65535, description="Port domain-intel uses for https:// and TLS of a domain."
+    )
+    intel_cache_ttl_s: int = Field(
+        3600, ge=0, description="How long a domain-intel report is cached (0: off)."
+    )
+    ip_mmdb_path: Path | None = Field(
+        None,
+        description="Operator MaxMind/DB-IP city or country .mmdb used by ip-lookup instead of bundled data.",
+    )
+    ip_asn_mmdb_path: Path | None = Field(
+        None, description="Operator MaxMind/DB-IP ASN .mmdb used by ip-lookup."
+    )
+
+    @field_validator("ssl_check_ports", mode="before")
+    @classmethod
+    def _split_ssl_ports(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.split(",") if part.strip()]
+        return value
+
+    # --- AI endpoints: ai-chat, ai-translate, translate, image-generate ---
+    ai_base_url: str = Field(
+        "",
+        description="Base URL of the OpenAI-compatible chat backend (Ollama, vLLM, llama.cpp or a hosted "
+        "provider), e.g. http://127.0.0.1:11434/v1. Empty: ai-chat and ai-translate answer 502.",
+    )
+    ai_api_key: SecretStr | None = Field(None, description="API key sent to the chat backend.")
+    ai_chat_model: str = Field("llama3.2", description="Model name the chat backend is asked for (ai-chat).")
+    ai_translate_model: str = Field("", description="Model for ai-translate (default: ai_chat_model).")
+    ai_system_prompt: str = Field(
+        "You are a helpful, concise assistant.",
+        description="The operator's fixed system prompt for ai-chat; callers cannot replace it.",
+    )
+    ai_timeout_s: float = Field(50.0, gt=0, description="Timeout of one chat-backend request.")
+    ai_max_output_tokens: int = Field(
+        2048, ge=1, description="Largest max_tokens a caller may ask for; larger requests are lowered to it."
+    )
+    ai_default_max_tokens: int = Field(512, ge=1, description="max_tokens used when the caller gives none.")
+    ai_chat_input_sats_per_1k: int = Field(2, ge=0, description="ai-chat price per 1,000 input tokens.")
+    ai_chat_output_sats_per_1k: int = Field(24, ge=0, description="ai-chat price per 1,000 output tokens.")
+    ai_chat_min_sats: int = Field(2, ge=1, description="Least an ai-chat call costs.")
+    ai_translate_input_sats_per_1k: int = Field(
+        2, ge=0, description="ai-translate price per 1,000 input tokens."
+    )
+    ai_translate_output_sats_per_1k: int = Field(
+        4, ge=0, description="ai-translate price per 1,000 output tokens."
+    )
+    ai_translate_min_sats: int = Field(1, ge=1, description="Least an ai-translate call costs.")
+    ai_daily_limit_sats: int = Field(
+        0,
+        ge=0,
+        description="Most one session may spend per UTC day on ai-chat and ai-translate (0: no limit).",
+    )
+    translate_base_url: str = Field(
+        "", description="Base URL of the LibreTranslate-compatible backend. Empty: translate answers 502."
+    )
+    translate_api_key: SecretStr | None = Field(
+        None, description="LibreTranslate api_key, if it requires one."
+    )
+    translate_timeout_s: float = Field(15.0, gt=0, description="Timeout of one LibreTranslate request.")
+    translate_sats_per_1k_chars: int = Field(
+        3, ge=1, description="translate price per started 1,000 characters of input text."
+    )
+    translate_languages_ttl_s: float = Field(
+        3600.0, gt=0, description="How long LibreTranslate's /languages answer is cached."
+    )
+    image_backend: Literal["openai", "comfyui"] = Field(
+        "openai", description="Image backend protocol: an OpenAI-images-compatible API or ComfyUI."
+    )
+    image_base_url: str = Field(
+        "",
+        description="Base URL of the image backend (OpenAI-compatible: .../v1; ComfyUI: http://host:8188). "
+        "Empty: image-generate answers 502.",
+    )
+    image_api_key: SecretStr | None = Field(None, description="API key sent to the image backend.")
+    image_model: str = Field(
+        "stable-diffusion", description="Model name sent to an OpenAI-compatible backend."
+    )
+    image_price_sats: int = Field(25, ge=1, description="image-generate price per image.")
+    image_timeout_s: float = Field(55.0, gt=0, description="Time budget of one image generation.")
+    image_steps: int = Field(20, ge=1, le=200, description="Sampler steps put into the ComfyUI workflow.")
+    image_comfyui_workflow: Path | None = Field(
+        None,
+        description="ComfyUI workflow in API format (JSON); default: a bundled SD 1.5 text-to-image graph. "
+        "Its EmptyLatentImage, KSampler and positive CLIPTextEncode nodes are filled in per call.",
+    )
+    image_comfyui_checkpoint: str = Field(
+        "v1-5-pruned-emaonly.safetensors", description="Checkpoint file the bundled ComfyUI workflow loads."
+    )
+    image_poll_interval_s: float = Field(0.5, gt=0, description="How often ComfyUI's history is polled.")
+
+    # --- utility upstreams, hosted downloads, screenshots (issue 5) -----------------------
+    upstream_retries: int = Field(
+        2, ge=0, le=5, description="Extra attempts for an idempotent upstream read that failed transiently."
+    )
+    upstream_retry_backoff_s: float = Field(
+        0.2, ge=0, description="Delay before the first retry of an upstream read; doubles per attempt."
+    )
+    btc_price_providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["coingecko", "kraken"],
+        description="Comma-separated BTC price providers tried in order (coingecko, kraken, mempool).",
+    )
+    btc_price_cache_ttl_s: float = Field(10.0, ge=0, description="How long a BTC spot price is reused.")
+    btc_price_timeout_s: float = Field(5.0, gt=0, description="Timeout of one BTC price provider request.")
+    coingecko_url: str = Field("https://api.coingecko.com/api/v3", description="CoinGecko API base URL.")
+    coingecko_api_key: SecretStr | None = Field(
+        None, description="Optional CoinGecko demo API key (sent as x-cg-demo-api-key)."
+    )
+    kraken_url: str = Field("https://api.kraken.com", description="Kraken public API base URL.")
+    mempool_url: str = Field("https://mempool.space", description="mempool.space base URL (BTC prices).")
+    open_meteo_geocoding_url: str = Field(
+        "https://geocoding-api.open-meteo.com/v1", description="Open-Meteo geocoding API base URL."
+    )
+    open_meteo_forecast_url: str = Field(
+        "https://api.open-meteo.com/v1", description="Open-Meteo forecast API base URL."
+    )
+    weather_timeout_s: float = Field(8.0, gt=0, description="Timeout of one Open-Meteo request.")
+    weather_cache_ttl_s: float = Field(
+        600.0, ge=0, description="How long a forecast or geocoding answer is reused."
+    )
+    esplora_url: str = Field(
+        "https://blockstream.info/api", description="Esplora-compatible API base URL (mainnet balances)."
+    )
+    esplora_timeout_s: float = Field(8.0, gt=0, description="Timeout of one Esplora request.")
+    esplora_cache_ttl_s: float = Field(30.0, ge=0, description="How long an address balance is reused.")
+    news_feeds: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "https://www.coindesk.com/arc/outboundfeeds/rss/",
+            "https://cointelegraph.com/rss/tag/bitcoin",
+            "https://bitcoinmagazine.com/.rss/full/",
+        ],
+        description="Comma-separated RSS/Atom feed URLs merged by bitcoin-news.",
+    )
+    news_timeout_s: float = Field(8.0, gt=0, description="Timeout of one news feed request.")
+    news_cache_ttl_s: float = Field(300.0, ge=0, description="How long the merged headlines are reused.")
+    nvd_url: str = Field(
+        "https://services.nvd.nist.gov/rest/json/cves/2.0", description="NVD CVE API 2.0 endpoint."
+    )
+    nvd_api_key: SecretStr | None = Field(None, description="Optional NVD API key (higher rate limits).")
+    nvd_timeout_s: float = Field(15.0, gt=0, description="Timeout of one NVD request.")
+    nvd_cache_ttl_s: float = Field(3600.0, ge=0, description="How long a CVE record or search is reused.")
+    polymarket_gamma_url: str = Field(
+        "https://gamma-api.polymarket.com", description="Polymarket Gamma API base URL."
+    )
+    polymarket_timeout_s: float = Field(8.0, gt=0, description="Timeout of one Polymarket request.")
+    polymarket_cache_ttl_s: float = Field(300.0, ge=0, description="How long a market search is reused.")
+    polymarket_scan_limit: int = Field(
+        500, ge=1, le=1000, description="Open markets fetched from Gamma per search (matched locally)."
+    )
+    downloads_ttl_s: int = Field(1800, ge=10, description="How long a hosted download stays available.")
+    downloads_cleanup_interval_s: float = Field(
+        60.0, gt=0, description="How often expired hosted downloads are deleted."
+    )
+    downloads_max_bytes: int = Field(
+        20_000_000, gt=0, description="Largest file the downloads store accepts."
+    )
+    chromium_path: Path = Field(
+        Path("/usr/bin/chromium"), description="Chromium executable used for screenshots."
+    )
+    screenshot_pool_size: int = Field(
+        2, ge=1, le=16, description="Browser contexts rendering at the same time."
+    )
+    screenshot_timeout_s: float = Field(25.0, gt=0, description="Hard time budget of one screenshot.")
+    screenshot_max_height: int = Field(
+        8000, ge=100, description="Tallest full-page screenshot, in CSS pixels (taller pages are cut)."
+    )
+    screenshot_inline_max_bytes: int = Field(
+        300_000, ge=0, description="Largest PNG also returned inline as base64 when asked (0: never)."
+    )
+
+    @field_validator("btc_price_providers", "news_feeds", mode="before")
+    @classmethod
+    def _split_upstream_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @field_validator("dns_nameservers", "unsafe_allow_private_targets", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("outbound_allowed_ports", mode="before")
+    @classmethod
+    def _split_ports(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("unsafe_allow_private_targets")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_mainnet(self) -> Settings:
+        if self.is_mainnet and self.payment_mode == "free":
+            raise ValueError(
+                "payment_mode 'free' is refused on mainnet: it would hand out real service for free"
+            )
+        if self.is_mainnet and self.unsafe_allow_private_targets:
+            raise ValueError("unsafe_allow_private_targets is refused on mainnet")
+        return self
+
+    # --- derived values -------------------------------------------------------------------
+    @property
+    def is_mainnet(self) -> bool:
+        return self.network in ("bitcoin", "mainnet")
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        return self.rate_limits.strip().lower() not in ("off", "0", "false", "no")
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'arkgate.sqlite3'}"
+
+    def barkd_token_value(self) -> str | None:
+        """The barkd token from the setting or the token file, whitespace trimmed as barkd does."""
+        if self.barkd_token is not None:
+            return self.barkd_token.get_secret_value().strip()
+        if self.barkd_token_file is not None and self.barkd_token_file.exists():
+            return self.barkd_token_file.read_text().strip()
+        return None
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file named by ARKGATE_CONFIG; keys are the field names."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("ARKGATE_CONFIG")
+        if not path:
+            return {}
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+        return dict(data.get("arkgate", data))

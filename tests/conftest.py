@@ -1,0 +1,135 @@
+"""Shared fixtures: settings, an in-process gateway, a real simulator, and a polling helper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from arkgate.app import create_app
+from arkgate.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build their own Settings; an operator's ARKGATE_* variables must not leak in."""
+    for name in list(os.environ):
+        if name.startswith("ARKGATE_") and not name.startswith("ARKGATE_TEST_"):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "payment_mode": "free",
+            "rate_limits": "off",
+            "network": "signet",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+class Gateway:
+    """An in-process gateway with an httpx client bound to it."""
+
+    def __init__(self, app: Any, client: httpx.AsyncClient, settings: Settings) -> None:
+        self.app = app
+        self.client = client
+        self.settings = settings
+
+    @property
+    def runtime(self) -> Any:
+        return self.app.state.runtime
+
+    async def create_session(self, sats: int = 1000) -> dict[str, Any]:
+        response = await self.client.post("/v1/sessions", json={"amount_sats": sats})
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def new_session(self, sats: int = 1000) -> str:
+        """A funded session's token (free mode funds it at once)."""
+        created = await self.create_session(sats)
+        return created["token"]  # type: ignore[no-any-return]
+
+    async def call(
+        self,
+        endpoint_id: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        endpoint = self.runtime.catalog.get(endpoint_id)
+        assert endpoint is not None, f"no endpoint {endpoint_id!r}"
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        if endpoint.method == "GET":
+            return await self.client.get(endpoint.path, params=payload or {}, headers=all_headers)
+        return await self.client.post(endpoint.path, json=payload or {}, headers=all_headers)
+
+    async def balance(self, token: str) -> int:
+        response = await self.client.get("/v1/balance", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        return int(response.json()["balance_sats"])
+
+    async def assert_ledger_consistent(self) -> None:
+        bad = await self.runtime.ledger.inconsistent_sessions()
+        assert bad == [], f"sessions whose balance differs from their ledger sum: {bad}"
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings, **app_kwargs: Any) -> AsyncIterator[Gateway]:
+    app = create_app(settings, **app_kwargs)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=60) as client:
+            yield Gateway(app, client, settings)
+
+
+@pytest.fixture
+def gateway_factory(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
+    def factory(**overrides: Any) -> contextlib.AbstractAsyncContextManager[Gateway]:
+        return running_gateway(make_settings(**overrides))
+
+    return factory
+
+
+@pytest.fixture
+async def gateway(gateway_factory: Callable[..., Any]) -> AsyncIterator[Gateway]:
+    async with gateway_factory() as gw:
+        yield gw
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Iterator[Any]:
+    """A real barkd simulator over HTTP on a free loopback port."""
+    from arkgate.simulator.server import SimulatorServer
+
+    with SimulatorServer(tmp_path / "simulator", wait_timeout_s=2.0) as sim:
+        yield sim
+
+
+async def wait_for(check: Callable[[], Awaitable[Any] | Any], *, timeout_s: float = 10.0, interval_s: float = 0.02) -> Any:
+    """Poll ``check`` until it returns something truthy; fail showing the last value."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s} s; last value: {last!r}")

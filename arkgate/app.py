@@ -38,7 +38,7 @@ StartupHook = Callable[[Runtime], Awaitable[None]]
 
 def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI:
     database = Database(settings.effective_database_url)
-    ledger = Ledger(database, session_ttl_s=settings.session_ttl_s)
+    ledger = Ledger(database, session_ttl_s=settings.session_ttl_s, unpaid_ttl_s=settings.unpaid_session_ttl_s)
     rt = Runtime(
         settings=settings,
         catalog=catalog if catalog is not None else load_catalog(),
@@ -90,6 +90,8 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         summary="Pay-per-call APIs funded by Lightning or Ark",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs is the web front's reference page
+        redoc_url=None,
     )
     app.state.runtime = rt
     install_error_handlers(app)

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         ge=60,
         description="A session expires this long after its last payment; a later payment reactivates it.",
     )
+    unpaid_session_ttl_s: int = Field(
+        3600, ge=60, description="An unfunded session lapses after this long (a late payment still credits it)."
+    )
     idempotency_ttl_s: int = Field(
         24 * 3600, ge=60, description="How long Idempotency-Key responses are kept."
     )

@@ -121,7 +121,9 @@ def simulator(tmp_path: Path) -> Iterator[Any]:
         yield sim
 
 
-async def wait_for(check: Callable[[], Awaitable[Any] | Any], *, timeout_s: float = 10.0, interval_s: float = 0.02) -> Any:
+async def wait_for(
+    check: Callable[[], Awaitable[Any] | Any], *, timeout_s: float = 10.0, interval_s: float = 0.02
+) -> Any:
     """Poll ``check`` until it returns something truthy; fail showing the last value."""
     deadline = time.monotonic() + timeout_s
     last: Any = None

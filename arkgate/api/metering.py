@@ -201,6 +201,10 @@ class Meter:
         timeout_s = endpoint.timeout_s or rt.settings.call_timeout_s
         try:
             result = await self._run_handler(payload, ctx, timeout_s)
+        except asyncio.CancelledError:
+            # The server cancelled us (the client went away): refund in a task that outlives this one.
+            self._refund_in_background(charge, charge.amount_sats, "client_disconnected", idem_key)
+            raise
         except ClientGone:
             await self._refund(charge, charge.amount_sats, "client_disconnected", idem_key)
             rt.metrics.calls.labels(endpoint.id, "client_disconnected").inc()
@@ -246,6 +250,9 @@ class Meter:
         gone = asyncio.ensure_future(_client_disconnected(self.request))
         try:
             done, _ = await asyncio.wait({work, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
         finally:
             gone.cancel()
         if work in done:
@@ -261,6 +268,11 @@ class Meter:
         if amount_sats <= 0:
             return charge.balance_sats
         return await self.rt.ledger.refund(charge, amount_sats, reason=reason, forget_idempotency=idem_key)
+
+    def _refund_in_background(self, charge: Charge, amount_sats: int, reason: str, idem_key: str | None) -> None:
+        task = asyncio.create_task(self._refund(charge, amount_sats, reason, idem_key))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     def _stream(self, reply: StreamingReply, ctx: CallContext, charge: Charge, idem_key: str | None) -> Response:
         meter = self

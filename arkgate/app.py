@@ -105,7 +105,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             summary=endpoint.summary,
             description=endpoint.description,
             tags=[endpoint.category],
-            openapi_extra={"x-cost-sats": endpoint.price_sats, "x-category": endpoint.category},
+            openapi_extra={"x-cost-sats": endpoint.listed_price_sats(settings), "x-category": endpoint.category},
         )
     for name in OPTIONAL_PARTS:
         _install_optional(name, app, rt)

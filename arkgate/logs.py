@@ -38,4 +38,5 @@ def configure_logging(level: str = "info", *, json_lines: bool = False) -> None:
     )
     logging.basicConfig(level=numeric, format="%(message)s")
     # httpx logs every request URL at INFO; upstream URLs can carry keys.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpcore", "aiosqlite", "websockets", "asyncio", "asyncmy", "hpack"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -91,11 +91,28 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings, **app_kwargs: Any) -> AsyncIterator[Gateway]:
+    """The app's lifespan runs in one task of its own: task groups inside it (MCP) must exit where they began."""
     app = create_app(settings, **app_kwargs)
-    async with app.router.lifespan_context(app):
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def hold_lifespan() -> None:
+        async with app.router.lifespan_context(app):
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(hold_lifespan())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()  # start-up failed: raise its error
+    try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=60) as client:
             yield Gateway(app, client, settings)
+    finally:
+        stop.set()
+        await task
 
 
 @pytest.fixture

@@ -54,8 +54,8 @@ def catalog_entry(endpoint: Endpoint, rt: Runtime) -> dict[str, Any]:
         "id": endpoint.id,
         "path": endpoint.path,
         "method": endpoint.method,
-        "cost_sats": endpoint.price_sats,
-        "price_sats": endpoint.price_sats,
+        "cost_sats": endpoint.listed_price_sats(rt.settings),
+        "price_sats": endpoint.listed_price_sats(rt.settings),
         "category": endpoint.category,
         "summary": endpoint.summary,
         "description": endpoint.description,
@@ -63,7 +63,7 @@ def catalog_entry(endpoint: Endpoint, rt: Runtime) -> dict[str, Any]:
     if endpoint.metered is not None:
         entry["pricing"] = {
             "type": "metered",
-            "minimum_sats": endpoint.price_sats,
+            "minimum_sats": endpoint.min_price_sats(rt.settings),
             "max_cost_sats": endpoint.max_price_sats(rt.settings),
             "rate": endpoint.metered.rate(rt.settings),
             "refund": "the maximum is reserved before the call; what is not used is refunded",

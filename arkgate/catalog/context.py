@@ -102,6 +102,6 @@ class CallContext:
 
     def settle(self, cost_sats: int) -> int:
         """Metered endpoints: record what the call really cost (clamped to [minimum, reserved])."""
-        cost = max(self.endpoint.price_sats, min(int(cost_sats), self.reserved_sats))
+        cost = max(self.endpoint.min_price_sats(self.settings), min(int(cost_sats), self.reserved_sats))
         self.settled_sats = cost
         return cost

@@ -45,6 +45,8 @@ class Metered:
     reserve_sats: Callable[[Any, Settings], int]
     rate: Callable[[Settings], str]
     max_cost_sats: Callable[[Settings], int]
+    # The least a successful call costs, when it depends on settings (default: the endpoint's price_sats).
+    min_cost_sats: Callable[[Settings], int] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,8 +78,17 @@ class Endpoint:
     def price_for(self, request: Any, settings: Settings) -> int:
         """What is debited before the call: the flat price, or the metered reservation."""
         if self.metered is not None:
-            return max(self.price_sats, self.metered.reserve_sats(request, settings))
+            return max(self.min_price_sats(settings), self.metered.reserve_sats(request, settings))
         return self.price_sats
+
+    def min_price_sats(self, settings: Settings) -> int:
+        if self.metered is not None and self.metered.min_cost_sats is not None:
+            return max(self.price_sats, self.metered.min_cost_sats(settings))
+        return self.price_sats
+
+    def listed_price_sats(self, settings: Settings) -> int:
+        """The figure ArkAPI clients read as "the price" (``cost_sats``): the most a call can cost."""
+        return self.max_price_sats(settings)
 
     def max_price_sats(self, settings: Settings) -> int:
         if self.metered is not None:

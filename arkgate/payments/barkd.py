@@ -290,6 +290,133 @@ class BarkdClient:
         body = await self.request("GET", "/api/v1/notifications/wait", params=params, timeout_s=timeout_s)
         return list(body.get("notifications") or []), body.get("last_pushed_at")
 
+    # --- operator: refresh, rounds, exits, offboard, fees ---
+    # Replies are barkd's JSON with every ``*_sat`` key renamed ``*_sats`` (recursively).
+
+    @staticmethod
+    def _in_sats(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                (f"{key}s" if isinstance(key, str) and key.endswith("_sat") else key): BarkdClient._in_sats(item)
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            return [BarkdClient._in_sats(item) for item in value]
+        return value
+
+    async def vtxo_list(self, *, all_states: bool = False) -> list[dict[str, Any]]:
+        """VTXOs with ``amount_sats``; ``state.type`` is spendable, locked, spent or exited."""
+        return list(self._in_sats(await self.vtxos(all_states=all_states)))
+
+    async def refresh_vtxos(self, vtxo_ids: list[str]) -> dict[str, Any]:
+        """Register a round participation refreshing these VTXOs (PendingRoundInfo)."""
+        return dict(self._in_sats(await self.request("POST", "/api/v1/wallet/refresh/vtxos", json={"vtxos": vtxo_ids})))
+
+    async def refresh_all(self) -> dict[str, Any]:
+        return dict(self._in_sats(await self.request("POST", "/api/v1/wallet/refresh/all")))
+
+    async def pending_rounds(self) -> list[dict[str, Any]]:
+        return list(self._in_sats(await self.request("GET", "/api/v1/wallet/rounds")))
+
+    async def next_round_start(self) -> str | None:
+        body = await self.request("GET", "/api/v1/wallet/next-round")
+        return body.get("start_time") if isinstance(body, dict) else None
+
+    async def onchain_balance(self) -> dict[str, Any]:
+        return dict(self._in_sats(await self.request("GET", "/api/v1/onchain/balance")))
+
+    async def onchain_address(self) -> str:
+        return str((await self.request("POST", "/api/v1/onchain/addresses/next"))["address"])
+
+    async def fee_send_onchain(self, address: str, amount_sats: int) -> dict[str, Any]:
+        """{gross_amount_sats, fee_sats, net_amount_sats, vtxos_spent}; the fee comes on top of the amount."""
+        params = {"amount_sat": amount_sats, "address": address}
+        return dict(self._in_sats(await self.request("GET", "/api/v1/fees/send-onchain", params=params)))
+
+    async def fee_offboard_all(self, address: str) -> dict[str, Any]:
+        params = {"address": address}
+        return dict(self._in_sats(await self.request("GET", "/api/v1/fees/offboard-all", params=params)))
+
+    async def fee_lightning_pay(self, amount_sats: int) -> dict[str, Any]:
+        params = {"amount_sat": amount_sats}
+        return dict(self._in_sats(await self.request("GET", "/api/v1/fees/lightning/pay", params=params)))
+
+    async def send_onchain(self, destination: str, amount_sats: int) -> str:
+        """Pay an exact amount on-chain from VTXOs; returns the offboard txid."""
+        body = await self.request(
+            "POST", "/api/v1/wallet/send-onchain", json={"destination": destination, "amount_sat": amount_sats}
+        )
+        return str(body["offboard_txid"])
+
+    async def offboard_all(self, address: str | None) -> str:
+        body = await self.request("POST", "/api/v1/wallet/offboard/all", json={"address": address} if address else {})
+        return str(body["offboard_txid"])
+
+    async def lightning_pay(self, destination: str, amount_sats: int | None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"destination": destination}
+        if amount_sats is not None:
+            payload["amount_sat"] = amount_sats
+        return dict(self._in_sats(await self.request("POST", "/api/v1/lightning/pay", json=payload)))
+
+    async def send_ark(self, destination: str, amount_sats: int) -> dict[str, Any]:
+        """An arkoor payment to an Ark address; final when the call returns."""
+        body = await self.request(
+            "POST", "/api/v1/wallet/send", json={"destination": destination, "amount_sat": amount_sats}
+        )
+        return dict(self._in_sats(body))
+
+    async def exit_fee(
+        self, vtxo_ids: list[str] | None, *, fee_rate_sat_per_vb: int | None = None
+    ) -> dict[str, Any] | None:
+        """Exit fee estimate (barkd after 0.6.0); None when this barkd has no such endpoint."""
+        params: dict[str, Any] = {}
+        if vtxo_ids:
+            params["vtxo_ids"] = ",".join(vtxo_ids)
+        if fee_rate_sat_per_vb is not None:
+            params["fee_rate_sat_per_vb"] = fee_rate_sat_per_vb
+        try:
+            body = await self.request("GET", "/api/v1/exits/fee", params=params or None)
+        except BarkdError as exc:
+            if exc.http_status in (404, 405) and not isinstance(exc.body, dict):
+                return None  # the route itself is missing (bare-string 404), not a VTXO
+            raise
+        return dict(self._in_sats(body))
+
+    async def start_exits(self, vtxo_ids: list[str] | None) -> None:
+        if vtxo_ids is None:
+            await self.request("POST", "/api/v1/exits/start/all")
+        else:
+            await self.request("POST", "/api/v1/exits/start/vtxos", json={"vtxos": vtxo_ids})
+
+    async def progress_exits(self, *, fee_rate_sat_per_kvb: int | None = None) -> dict[str, Any]:
+        payload = {"fee_rate": fee_rate_sat_per_kvb} if fee_rate_sat_per_kvb is not None else {}
+        return dict(self._in_sats(await self.request("POST", "/api/v1/exits/progress", json=payload)))
+
+    async def exit_statuses(
+        self, which: str = "all", *, history: bool = False, transactions: bool = False
+    ) -> list[dict[str, Any]]:
+        """``which`` is all, live or finished."""
+        params = {"history": str(history).lower(), "transactions": str(transactions).lower()}
+        return list(self._in_sats(await self.request("GET", f"/api/v1/exits/status/{which}", params=params)))
+
+    async def exit_status(self, vtxo_id: str, *, history: bool = True, transactions: bool = False) -> dict[str, Any]:
+        params = {"history": str(history).lower(), "transactions": str(transactions).lower()}
+        return dict(self._in_sats(await self.request("GET", f"/api/v1/exits/status/vtxo/{vtxo_id}", params=params)))
+
+    async def claim_exits(
+        self, destination: str, vtxo_ids: list[str] | None, *, fee_rate_sat_per_kvb: int | None = None
+    ) -> None:
+        payload: dict[str, Any] = {"destination": destination}
+        if fee_rate_sat_per_kvb is not None:
+            payload["fee_rate"] = fee_rate_sat_per_kvb
+        if vtxo_ids is None:
+            await self.request("POST", "/api/v1/exits/claim/all", json=payload)
+        else:
+            await self.request("POST", "/api/v1/exits/claim/vtxos", json={**payload, "vtxos": vtxo_ids})
+
+    async def cancel_exit(self, vtxo_id: str) -> None:
+        await self.request("POST", f"/api/v1/exits/cancel/{vtxo_id}")
+
 
 def parse_receive(body: dict[str, Any]) -> ReceiveStatus:
     """Paid means ``state == settled`` on 0.4+; on 0.1.x-0.3.x ``finished_at`` alone is NOT payment."""

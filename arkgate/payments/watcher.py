@@ -98,13 +98,11 @@ class PaymentWatcher:
 
     # --- following barkd --------------------------------------------------------------
     async def _follow(self) -> None:
+        """WebSocket first; any failure other than barkd being unreachable falls back to the long poll."""
         try:
             await self._follow_websocket()
             return
-        except BarkdError as exc:
-            if exc.http_status not in (404, 405):
-                raise
-        except (OSError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
+        except (BarkdError, OSError, websockets.WebSocketException) as exc:
             log.info("watcher.websocket_unavailable", error=type(exc).__name__)
         try:
             await self._follow_long_poll()
@@ -150,6 +148,7 @@ class PaymentWatcher:
     async def handle_notification(self, notification: dict[str, Any]) -> None:
         kind = notification.get("type")
         self.last_event_at = time.monotonic()
+        log.debug("watcher.event", type=kind)
         if kind in ("movement-created", "movement-updated") and isinstance(notification.get("movement"), dict):
             await self.handle_movement(parse_movement(notification["movement"]))
         elif kind == "channel-lagging":

@@ -1,0 +1,46 @@
+"""App factories the benchmarks serve: the real gateway, and the same handler without metering."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from arkgate.api.envelope import dumps
+from arkgate.app import create_app
+from arkgate.catalog import qr_generate
+from arkgate.catalog.registry import Catalog
+from arkgate.settings import Settings
+
+
+def gateway() -> FastAPI:
+    """The gateway with only qr-generate, free payment mode, settings from ARKGATE_* variables."""
+    return create_app(Settings(), catalog=Catalog([qr_generate.ENDPOINT]))
+
+
+def unmetered() -> FastAPI:
+    """The same handler and envelope, with no token, no ledger and no rate limit: the baseline."""
+    app = FastAPI()
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/api/qr-generate")
+    async def qr(request: Request) -> Response:
+        started = time.perf_counter()
+        payload = qr_generate.QrRequest.model_validate_json(await request.body())
+        result: Any = await qr_generate.generate(payload, None)  # type: ignore[arg-type]
+        body = {
+            "success": True,
+            "data": result.model_dump(mode="json"),
+            "cost_sats": 0,
+            "balance_remaining": 0,
+            "response_ms": int((time.perf_counter() - started) * 1000),
+            "endpoint": "qr-generate",
+        }
+        return Response(dumps(body), media_type="application/json")
+
+    return app

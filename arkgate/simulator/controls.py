@@ -1,0 +1,166 @@
+"""``/_sim/`` control routes: the outside world (payers, miners, the Ark server) and fault switches.
+
+They live outside barkd's namespace and need no token.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from arkgate.simulator.errors import ApiError
+from arkgate.simulator.http import Router, json_response
+from arkgate.simulator.lightning import ControlError
+
+if TYPE_CHECKING:
+    from arkgate.simulator.app import SimulatorApp
+
+_FAULT_FIELDS = {
+    "latency_ms": int,
+    "fail_routes": list,
+    "hold_receives": (str, type(None)),
+    "mailbox_down": bool,
+    "duplicate_arkoor": int,
+    "refuse_near_expiry": bool,
+    "lightning_send_fail": bool,
+    "ws_paused": bool,
+    "drop_notifications": int,
+    "duplicate_notifications": int,
+}
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise ControlError(f"invalid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ControlError("expected a JSON object")
+    return body
+
+
+def _int(body: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = body.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ControlError(f"`{key}` must be an integer")
+    return value
+
+
+def add_control_routes(router: Router, sim: SimulatorApp) -> None:
+    """Register every control on ``router``."""
+    wallet = sim.wallet
+
+    def control(method: str, name: str):  # type: ignore[no-untyped-def]
+        def register(fn):  # type: ignore[no-untyped-def]
+            async def handler(request: Request) -> Response:
+                try:
+                    return json_response(await fn(request))
+                except ControlError as exc:
+                    return json_response({"error": str(exc)}, 400)
+                except ApiError as exc:
+                    return json_response({"error": exc.message}, 400)
+
+            router.add(method, f"/_sim/{name}", handler, auth=False)
+            return fn
+
+        return register
+
+    @control("POST", "pay-invoice")
+    async def pay_invoice(request: Request) -> dict[str, Any]:
+        body = await _body(request)
+        if not isinstance(body.get("invoice"), str):
+            raise ControlError("`invoice` is required")
+        return wallet.pay_invoice(body["invoice"])
+
+    @control("POST", "send-ark")
+    async def send_ark(request: Request) -> dict[str, Any]:
+        body = await _body(request)
+        if not isinstance(body.get("address"), str):
+            raise ControlError("`address` is required")
+        expiry = body.get("expiry_height")
+        if expiry is None and body.get("expires_in") is not None:
+            expiry = wallet.tip + _int(body, "expires_in")
+        return wallet.send_ark(
+            body["address"],
+            _int(body, "amount_sat"),
+            vtxos=_int(body, "vtxos", 1),
+            expiry_height=expiry,
+            exit_depth=_int(body, "exit_depth", 2),
+        )
+
+    @control("POST", "mine")
+    async def mine(request: Request) -> dict[str, Any]:
+        blocks = _int(await _body(request), "blocks", 1)
+        if blocks < 1 or blocks > 10_000:
+            raise ControlError("`blocks` must be between 1 and 10000")
+        return wallet.mine(blocks)
+
+    @control("POST", "round")
+    async def run_round(request: Request) -> dict[str, Any]:
+        return wallet.run_round()
+
+    @control("POST", "server")
+    async def server(request: Request) -> dict[str, Any]:
+        body = await _body(request)
+        if not isinstance(body.get("online"), bool):
+            raise ControlError("`online` must be a boolean")
+        return wallet.set_online(body["online"])
+
+    @control("POST", "advance-time")
+    async def advance_time(request: Request) -> dict[str, Any]:
+        body = await _body(request)
+        seconds = body.get("seconds")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+            raise ControlError("`seconds` must be a number")
+        return wallet.advance_time(float(seconds))
+
+    @control("POST", "fund-onchain")
+    async def fund_onchain(request: Request) -> dict[str, Any]:
+        return wallet.fund_onchain(_int(await _body(request), "amount_sat"))
+
+    @control("POST", "faults")
+    async def faults(request: Request) -> dict[str, Any]:
+        body = await _body(request)
+        for key, value in body.items():
+            expected = _FAULT_FIELDS.get(key)
+            if expected is None:
+                raise ControlError(f"unknown fault `{key}`")
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise ControlError(f"fault `{key}` has the wrong type")
+        if body.get("hold_receives") not in (None, "htlcs-ready", "preimage-revealed"):
+            raise ControlError("`hold_receives` must be null, 'htlcs-ready' or 'preimage-revealed'")
+        state = sim.faults
+        for key, value in body.items():
+            if key == "drop_notifications":
+                sim.bus.drop_next = value
+            elif key == "duplicate_notifications":
+                sim.bus.duplicate_next = value
+            elif key == "fail_routes":
+                state.fail_routes = tuple(str(p) for p in value)
+            else:
+                setattr(state, key, value)
+        if "ws_paused" in body:
+            for sub in sim.bus.subscribers:
+                sub.wakeup.set()  # let paused consumers catch up
+        result = state.as_dict()
+        result["drop_notifications"] = sim.bus.drop_next
+        result["duplicate_notifications"] = sim.bus.duplicate_next
+        return result
+
+    @control("GET", "state")
+    async def state(request: Request) -> dict[str, Any]:
+        summary = wallet.state_summary()
+        summary["notifications_buffered"] = len(sim.bus.since(None))
+        summary["ws_subscribers"] = len(sim.bus.subscribers)
+        return summary
+
+    @control("POST", "restart")
+    async def restart(request: Request) -> dict[str, Any]:
+        sim.restart()
+        return {"restarted": True}

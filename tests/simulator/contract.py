@@ -1,0 +1,67 @@
+"""Validate simulator responses against barkd's OpenAPI 0.6.0 document."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+from jsonschema import Draft202012Validator
+
+_CANDIDATES = (
+    os.environ.get("BARKD_OPENAPI", ""),
+    # The team's shared folder sits beside the checkout (locally and in CI).
+    str(Path(__file__).resolve().parents[3] / "shared" / "barkd" / "openapi-0.6.0.json"),
+)
+
+
+def load_spec() -> dict[str, Any]:
+    for candidate in _CANDIDATES:
+        if candidate and Path(candidate).is_file():
+            spec: dict[str, Any] = json.loads(Path(candidate).read_text())
+            return spec
+    raise FileNotFoundError("openapi-0.6.0.json not found; set BARKD_OPENAPI")
+
+
+class ContractClient:
+    """Calls the simulator by OpenAPI path template and validates every JSON body it gets back."""
+
+    def __init__(self, client: httpx.Client, spec: dict[str, Any]) -> None:
+        self.client = client
+        self.spec = spec
+        self.covered: set[tuple[str, str]] = set()
+
+    def schema_for(self, method: str, template: str, status: int) -> dict[str, Any] | None:
+        responses = self.spec["paths"][template][method.lower()]["responses"]
+        entry = responses.get(str(status))
+        if entry is None:
+            return None
+        schema = entry.get("content", {}).get("application/json", {}).get("schema")
+        if schema is None:
+            return None
+        # Resolve "#/components/..." refs against the document by embedding its components.
+        return {**schema, "components": self.spec["components"]}
+
+    def call(
+        self, method: str, template: str, *, status: int = 200, params: dict[str, Any] | None = None, **kw: Any
+    ) -> Any:
+        path = template.format(**(params or {}))
+        response = self.client.request(method, path, **kw)
+        assert response.status_code == status, (method, path, response.status_code, response.text)
+        template = template.split("?")[0]
+        self.covered.add((method.upper(), template))
+        if not response.content:
+            return None
+        if not response.headers.get("content-type", "").startswith("application/json"):
+            return response.text
+        body = response.json()
+        schema = self.schema_for(method, template, status)
+        if schema is not None:
+            errors = sorted(Draft202012Validator(schema).iter_errors(body), key=str)
+            assert not errors, f"{method} {template} {status}: {[e.message for e in errors][:5]}"
+        return body
+
+    def all_operations(self) -> set[tuple[str, str]]:
+        return {(m.upper(), p) for p, ops in self.spec["paths"].items() for m in ops}

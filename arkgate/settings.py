@@ -120,6 +120,91 @@ class Settings(BaseSettings):
 
     # --- per-area settings are appended below by their owners -------------------------
 
+    # --- agents: MCP, L402, discovery (issue 6) ---
+    mcp_enabled: bool = Field(True, description="Serve the MCP server (streamable HTTP) at /mcp.")
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"],
+        description="Comma-separated Host header values /mcp accepts (DNS-rebinding guard); "
+        "'host:*' allows any port. Add your public host name in production.",
+    )
+    mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+        description="Comma-separated Origin header values /mcp accepts from browsers.",
+    )
+    l402_enabled: bool = Field(
+        True, description="Offer L402 (macaroon + invoice) in 402 challenges and accept 'Authorization: L402'."
+    )
+    l402_root_key: SecretStr | None = Field(
+        None,
+        description="Root key signing L402 macaroons (hex or any string); unset: generated once and kept in "
+        "data_dir/l402_root_key.",
+    )
+    l402_service_name: str = Field("arkgate", description="Service name bound into L402 macaroon caveats.")
+    l402_validity_s: int = Field(
+        30 * 24 * 3600, ge=60, description="How long an L402 macaroon stays valid after it is minted."
+    )
+
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @classmethod
+    def _split_mcp_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    # --- operator console: refresh, sweeps, exits, alerts (issue 7) ---
+    refresh_before_blocks: int | None = Field(
+        None,
+        ge=1,
+        description="Refresh a VTXO when it is this many blocks from expiry (default: 288 on mainnet, "
+        "24 on test networks, twice barkd's own maintenance threshold).",
+    )
+    refresh_check_interval_s: float = Field(
+        60.0, gt=0, description="How often the operator task checks VTXO expiry, the Ark server and exits."
+    )
+    auto_exit_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="Start emergency exits of every VTXO after the Ark server has been unreachable this long "
+        "(unset: never).",
+    )
+    exit_fee_rate_sat_per_vb: int | None = Field(
+        None, ge=1, description="Fee rate for exit progress and claims (unset: barkd's estimate)."
+    )
+    exit_claim_address: str = Field(
+        "", description="Bitcoin address claimed exits go to (default: a fresh address of barkd's on-chain wallet)."
+    )
+    sweep_destination: str = Field(
+        "",
+        description="Where sweeps send revenue: a bitcoin address, a Lightning invoice, Lightning address "
+        "or LNURL, or an Ark address.",
+    )
+    sweep_floor_sats: int = Field(
+        0, ge=0, description="The Ark wallet never goes below this balance through a sweep."
+    )
+    sweep_margin_sats: int = Field(
+        10_000, ge=0, description="Sats kept in the wallet on top of the liabilities when sweeping."
+    )
+    solvency_alert_sats: int = Field(
+        0,
+        ge=0,
+        description="Alert when the wallet holds less than liabilities plus this many sats.",
+    )
+    webhook_url: str = Field("", description="URL that receives operator alerts as signed JSON POSTs.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key signing webhook deliveries (X-Arkgate-Signature)."
+    )
+    webhook_max_attempts: int = Field(6, ge=1, le=20, description="Delivery attempts per alert.")
+    webhook_backoff_s: float = Field(
+        2.0, ge=0, description="Delay before the first webhook retry; doubles per attempt."
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook delivery.")
+
+    @property
+    def effective_refresh_before_blocks(self) -> int:
+        if self.refresh_before_blocks is not None:
+            return self.refresh_before_blocks
+        return 288 if self.network in ("bitcoin", "mainnet") else 24
+
     # --- security and OSINT endpoints (issue 4) ---
     outbound_ca_file: Path | None = Field(
         None,
@@ -329,6 +414,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("btc_price_providers")
+    @classmethod
+    def _known_price_providers(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in value]
+        unknown = sorted(set(names) - {"coingecko", "kraken", "mempool"})
+        if unknown:
+            raise ValueError(f"unknown BTC price provider(s): {', '.join(unknown)} (use coingecko, kraken, mempool)")
+        return names
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,1 @@
+"""Local servers speaking the AI backends' HTTP APIs (OpenAI chat/images, LibreTranslate, ComfyUI)."""

@@ -38,7 +38,12 @@ StartupHook = Callable[[Runtime], Awaitable[None]]
 
 def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI:
     database = Database(settings.effective_database_url)
-    ledger = Ledger(database, session_ttl_s=settings.session_ttl_s, unpaid_ttl_s=settings.unpaid_session_ttl_s)
+    ledger = Ledger(
+        database,
+        session_ttl_s=settings.session_ttl_s,
+        unpaid_ttl_s=settings.unpaid_session_ttl_s,
+        idempotency_ttl_s=settings.idempotency_ttl_s,
+    )
     rt = Runtime(
         settings=settings,
         catalog=catalog if catalog is not None else load_catalog(),
@@ -83,6 +88,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
                 await rt.services.aclose()
                 if rt.barkd is not None:
                     await rt.barkd.aclose()
+                ledger.close()
                 await database.dispose()
 
     app = FastAPI(

@@ -115,14 +115,38 @@ def migrate() -> None:
 
 
 @app.command("settings")
-def show_settings() -> None:
-    """Print the effective settings, secrets masked."""
+def show_settings(
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the reference table of every setting.")] = False,
+) -> None:
+    """Print the effective settings (secrets masked), or the reference table with --markdown."""
+    if markdown:
+        typer.echo(settings_reference(), nl=False)
+        return
     settings = load_settings()
     values = json.loads(settings.model_dump_json())
     for name, value in values.items():
-        if "token" in name or "secret" in name or "key" in name:
+        if Settings.model_fields[name].annotation is not None and "Secret" in str(
+            Settings.model_fields[name].annotation
+        ):
             value = "**********" if value else value
         typer.echo(f"{name} = {json.dumps(value)}")
+
+
+def settings_reference() -> str:
+    """docs/configuration.md's table, generated from the Settings class."""
+    lines = [
+        "| Variable | Default | Description |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if default is None or default == "" or default == []:
+            shown = "—"
+        else:
+            shown = f"`{json.dumps(default, default=str)}`"
+        description = (field.description or "").replace("|", "\\|")
+        lines.append(f"| `ARKGATE_{name.upper()}` | {shown} | {description} |")
+    return "\n".join(lines) + "\n"
 
 
 def _register_optional() -> None:

@@ -31,9 +31,7 @@ def async_url(url: str) -> str:
     try:
         return f"{_DRIVERS[scheme]}://{rest}"
     except KeyError:
-        raise ValueError(
-            f"unsupported database scheme {scheme!r} (use sqlite, postgresql or mysql)"
-        ) from None
+        raise ValueError(f"unsupported database scheme {scheme!r} (use sqlite, postgresql or mysql)") from None
 
 
 def utcnow() -> datetime:
@@ -60,7 +58,11 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self.write_lock = asyncio.Lock() if self.is_sqlite else None
+        self.sqlite_path: str | None = None
+        if self.is_sqlite:
+            path = self.url.split(":///", 1)[-1].split("?", 1)[0]
+            self.sqlite_path = path if path and path != ":memory:" else None
 
     @property
     def dialect(self) -> str:
@@ -73,11 +75,11 @@ class Database:
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on exit, rolled back on error."""
-        if self._write_lock is None:
+        if self.write_lock is None:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        async with self._write_lock, self.engine.begin() as conn:
+        async with self.write_lock, self.engine.begin() as conn:
             yield conn
 
     @contextlib.asynccontextmanager

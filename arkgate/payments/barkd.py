@@ -397,7 +397,13 @@ class BarkdClient:
     ) -> list[dict[str, Any]]:
         """``which`` is all, live or finished."""
         params = {"history": str(history).lower(), "transactions": str(transactions).lower()}
-        return list(self._in_sats(await self.request("GET", f"/api/v1/exits/status/{which}", params=params)))
+        try:
+            body = await self.request("GET", f"/api/v1/exits/status/{which}", params=params)
+        except BarkdError as exc:
+            if exc.http_status != 404 or isinstance(exc.body, dict) or which != "all":
+                raise
+            body = await self.request("GET", "/api/v1/exits/status", params=params)  # barkd before 0.4.0
+        return list(self._in_sats(body))
 
     async def exit_status(self, vtxo_id: str, *, history: bool = True, transactions: bool = False) -> dict[str, Any]:
         params = {"history": str(history).lower(), "transactions": str(transactions).lower()}

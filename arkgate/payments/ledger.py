@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
-from arkgate.errors import InsufficientBalanceError, InvalidTokenError, PaymentRequiredError
+from arkgate.payments.batching import ChargeRequest, IdempotencyConflict, SqliteChargeBatcher, refusal
 
 TOKEN_PREFIX = "ak_"  # noqa: S105 - a prefix, not a secret
 
@@ -123,10 +123,20 @@ class Receipt:
 
 
 class Ledger:
-    def __init__(self, database: Database, *, session_ttl_s: int, unpaid_ttl_s: int = 3600) -> None:
+    def __init__(
+        self, database: Database, *, session_ttl_s: int, unpaid_ttl_s: int = 3600, idempotency_ttl_s: int = 86400
+    ) -> None:
         self.db = database
         self.session_ttl = timedelta(seconds=session_ttl_s)
         self.unpaid_ttl = timedelta(seconds=unpaid_ttl_s)
+        self.idempotency_ttl = timedelta(seconds=idempotency_ttl_s)
+        self._batcher: SqliteChargeBatcher | None = None
+        if database.sqlite_path is not None and database.write_lock is not None:
+            self._batcher = SqliteChargeBatcher(database.sqlite_path, database.write_lock)
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
 
     # --- sessions ---------------------------------------------------------------------
     async def open_session(
@@ -406,6 +416,28 @@ class Ledger:
         """
         call_id = call_id or new_call_id()
         now = utcnow()
+        if self._batcher is not None:
+            request = ChargeRequest(
+                token_hash=token_hash,
+                endpoint_id=endpoint_id,
+                amount_sats=amount_sats,
+                call_id=call_id,
+                now=now,
+                expires_at=now + self.session_ttl,
+                idempotency=idempotency,
+                idempotency_cutoff=now - self.idempotency_ttl,
+            )
+            try:
+                session_id, balance = await self._batcher.charge(request)
+            except IdempotencyConflict:
+                raise IntegrityError("idempotency key already claimed", None, Exception()) from None
+            return Charge(
+                session_id=session_id,
+                call_id=call_id,
+                endpoint_id=endpoint_id,
+                amount_sats=amount_sats,
+                balance_sats=balance,
+            )
         covered = and_(t.sessions.c.token_hash == token_hash, t.sessions.c.balance_sats >= amount_sats)
         values = {
             "balance_sats": t.sessions.c.balance_sats - amount_sats,
@@ -443,7 +475,7 @@ class Ledger:
                     delete(t.idempotency_keys).where(
                         t.idempotency_keys.c.session_id == session_id,
                         t.idempotency_keys.c.idem_key == key,
-                        t.idempotency_keys.c.created_at < now - timedelta(days=1),
+                        t.idempotency_keys.c.created_at < now - self.idempotency_ttl,
                     )
                 )
                 await conn.execute(
@@ -475,17 +507,8 @@ class Ledger:
                 select(t.sessions.c.balance_sats, t.sessions.c.status).where(t.sessions.c.token_hash == token_hash)
             )
         ).first()
-        if row is None:
-            raise InvalidTokenError("invalid or unknown session token")
-        if row.status == "awaiting_payment":
-            raise PaymentRequiredError(
-                "this session is not funded yet: pay its Lightning invoice or send sats to its Ark address",
-                details={"price_sats": amount_sats, "balance_sats": int(row.balance_sats)},
-            )
-        raise InsufficientBalanceError(
-            f"insufficient balance: this call costs {amount_sats} sats and the session has {row.balance_sats}",
-            details={"price_sats": amount_sats, "balance_sats": int(row.balance_sats)},
-        )
+        session = None if row is None else {"balance_sats": int(row.balance_sats), "status": row.status}
+        raise refusal(session, amount_sats)
 
     async def refund(
         self, charge: Charge, amount_sats: int, *, reason: str, forget_idempotency: str | None = None

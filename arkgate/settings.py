@@ -178,9 +178,7 @@ class Settings(BaseSettings):
         description="Where sweeps send revenue: a bitcoin address, a Lightning invoice, Lightning address "
         "or LNURL, or an Ark address.",
     )
-    sweep_floor_sats: int = Field(
-        0, ge=0, description="The Ark wallet never goes below this balance through a sweep."
-    )
+    sweep_floor_sats: int = Field(0, ge=0, description="The Ark wallet never goes below this balance through a sweep.")
     sweep_margin_sats: int = Field(
         10_000, ge=0, description="Sats kept in the wallet on top of the liabilities when sweeping."
     )

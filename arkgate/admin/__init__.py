@@ -1,0 +1,1 @@
+"""The operator console: admin API, dashboard, wallet safety (refresh, sweeps, exits) and alerts."""

@@ -1,0 +1,150 @@
+"""``arkgate admin ...``: the admin API from a terminal (prints its JSON).
+
+Every command takes ``--url`` (``ARKGATE_URL``, default http://127.0.0.1:8080) and ``--token``
+(``ARKGATE_ADMIN_TOKEN``). A refusal prints the gateway's message to stderr and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+admin_app = typer.Typer(help="Operator console: overview, wallet health, refresh, sweeps, exits.", no_args_is_help=True)
+exit_app = typer.Typer(help="Emergency exits: start, progress, status, claim.", no_args_is_help=True)
+admin_app.add_typer(exit_app, name="exit")
+
+Url = Annotated[str, typer.Option("--url", envvar="ARKGATE_URL", help="Gateway base URL.")]
+Token = Annotated[str, typer.Option("--token", envvar="ARKGATE_ADMIN_TOKEN", help="Admin token.", show_default=False)]
+DEFAULT_URL = "http://127.0.0.1:8080"
+FeeRate = Annotated[int | None, typer.Option("--fee-rate", help="Fee rate in sat/vB.", min=1)]
+Vtxos = Annotated[list[str] | None, typer.Option("--vtxo", help="A VTXO id (repeatable).")]
+
+
+def _call(url: str, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    if not token:
+        typer.echo("Error: no admin token: pass --token or set ARKGATE_ADMIN_TOKEN", err=True)
+        raise typer.Exit(2)
+    try:
+        response = httpx.request(
+            method,
+            f"{url.rstrip('/')}/admin/api/{path}",
+            json=body if method == "POST" else None,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+    except httpx.HTTPError as exc:
+        typer.echo(f"Error: cannot reach the gateway at {url}: {type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {"error": response.text}
+    if not response.is_success:
+        message = payload.get("error") if isinstance(payload, dict) else payload
+        typer.echo(f"Error ({response.status_code}): {message}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(payload, indent=2, sort_keys=True))
+    return payload
+
+
+@admin_app.command()
+def overview(url: Url = DEFAULT_URL, token: Token = "") -> None:
+    """Revenue, liabilities against the wallet, solvency, usage and funding."""
+    _call(url, token, "GET", "overview")
+
+
+@admin_app.command()
+def health(url: Url = DEFAULT_URL, token: Token = "") -> None:
+    """barkd, Ark server, network, VTXO expiry against the tip, pending rounds."""
+    _call(url, token, "GET", "health")
+
+
+@admin_app.command()
+def refresh(
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+    vtxo: Vtxos = None,
+    all_vtxos: Annotated[bool, typer.Option("--all", help="Refresh every spendable VTXO.")] = False,
+) -> None:
+    """Refresh the VTXOs due now (or the given ones, or all)."""
+    body: dict[str, Any] = {"all": all_vtxos}
+    if vtxo:
+        body["vtxos"] = vtxo
+    _call(url, token, "POST", "refresh", body)
+
+
+@admin_app.command()
+def sweep(
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+    destination: Annotated[
+        str | None, typer.Option(help="Bitcoin address, Lightning invoice/address/LNURL or Ark address.")
+    ] = None,
+    amount: Annotated[int | None, typer.Option("--amount", help="Sats to sweep (default: the surplus).", min=1)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and fee; move nothing.")] = False,
+) -> None:
+    """Move revenue above the reserve (liabilities + margin) to the operator's destination."""
+    body: dict[str, Any] = {"dry_run": dry_run}
+    if destination:
+        body["destination"] = destination
+    if amount is not None:
+        body["amount_sats"] = amount
+    _call(url, token, "POST", "sweep", body)
+
+
+@exit_app.command("start")
+def exit_start(
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+    vtxo: Vtxos = None,
+    force: Annotated[bool, typer.Option(help="Start even if on-chain funds can't pay the fees yet.")] = False,
+    fee_rate: FeeRate = None,
+) -> None:
+    """Start emergency exits for every VTXO (or the given ones)."""
+    body: dict[str, Any] = {"force": force}
+    if vtxo:
+        body["vtxos"] = vtxo
+    if fee_rate is not None:
+        body["fee_rate_sat_per_vb"] = fee_rate
+    _call(url, token, "POST", "exits/start", body)
+
+
+@exit_app.command("progress")
+def exit_progress(url: Url = DEFAULT_URL, token: Token = "", fee_rate: FeeRate = None) -> None:
+    """Progress every exit one step now."""
+    body = {"fee_rate_sat_per_vb": fee_rate} if fee_rate is not None else {}
+    _call(url, token, "POST", "exits/progress", body)
+
+
+@exit_app.command("status")
+def exit_status(
+    vtxo_id: Annotated[str | None, typer.Argument(help="One VTXO (default: every exit).")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+) -> None:
+    """Each exit's state and history as barkd reports it."""
+    _call(url, token, "GET", f"exits/{vtxo_id}" if vtxo_id else "exits")
+
+
+@exit_app.command("claim")
+def exit_claim(
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+    destination: Annotated[
+        str | None, typer.Option(help="Bitcoin address (default: setting, else barkd's on-chain wallet).")
+    ] = None,
+    vtxo: Vtxos = None,
+    fee_rate: FeeRate = None,
+) -> None:
+    """Sweep claimable exits on-chain."""
+    body: dict[str, Any] = {}
+    if destination:
+        body["destination"] = destination
+    if vtxo:
+        body["vtxos"] = vtxo
+    if fee_rate is not None:
+        body["fee_rate_sat_per_vb"] = fee_rate
+    _call(url, token, "POST", "exits/claim", body)

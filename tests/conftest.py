@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -17,12 +19,56 @@ from arkgate.app import create_app
 from arkgate.settings import Settings
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_only(event: str, args: tuple[Any, ...]) -> None:
+    """No test may reach an address off this machine: connects, sends and DNS look-ups are checked."""
+    if event in ("socket.connect", "socket.sendto") and isinstance(args[1], tuple):
+        host = str(args[1][0])
+        if not _is_loopback(host):
+            raise ConnectionRefusedError(f"tests may only reach loopback addresses, not {host}")
+    elif event == "socket.getaddrinfo":
+        host = args[0]
+        if isinstance(host, bytes):
+            host = host.decode()
+        if host not in (None, "", "localhost") and not _is_loopback(str(host)):
+            raise OSError(f"tests may not resolve outside names ({host})")
+
+
+sys.addaudithook(_loopback_only)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests build their own Settings; an operator's ARKGATE_* variables must not leak in."""
     for name in list(os.environ):
         if name.startswith("ARKGATE_") and not name.startswith("ARKGATE_TEST_"):
             monkeypatch.delenv(name, raising=False)
+
+
+# Nothing listens on the discard port: a test that forgets to point an upstream at its own
+# loopback server fails fast instead of reaching the Internet or the machine's resolver.
+DEAD_END = "http://127.0.0.1:9"
+
+
+def offline_defaults() -> dict[str, Any]:
+    """Every setting that names an outside service, pointed at a dead loopback port."""
+    values: dict[str, Any] = {
+        "dns_nameservers": ["127.0.0.1:9"],
+        "whois_server": "127.0.0.1",
+        "whois_port": 9,
+        "news_feeds": [f"{DEAD_END}/feed"],
+    }
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, str) and default.startswith(("http://", "https://")) and name != "barkd_url":
+            values[name] = DEAD_END
+    return values
 
 
 @pytest.fixture
@@ -33,6 +79,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "payment_mode": "free",
             "rate_limits": "off",
             "network": "signet",
+            **offline_defaults(),
         }
         values.update(overrides)
         return Settings(**values)

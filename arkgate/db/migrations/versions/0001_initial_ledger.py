@@ -28,9 +28,7 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text(), nullable=True),
         sa.Column(
             "created_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_operator_log")),
@@ -49,30 +47,22 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column(
             "created_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=False,
         ),
         sa.Column(
             "expires_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=False,
         ),
         sa.Column(
             "funded_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=True,
         ),
         sa.Column(
             "last_call_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=True,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
@@ -95,16 +85,12 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(length=255), nullable=True),
         sa.Column(
             "created_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=False,
         ),
         sa.Column(
             "delivered_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=True,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
@@ -120,9 +106,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=64), nullable=True),
         sa.Column(
             "created_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=False,
         ),
         sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], name=op.f("fk_calls_session_id")),
@@ -142,9 +126,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=True),
         sa.Column(
             "created_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=False,
         ),
         sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], name=op.f("fk_idempotency_keys_session_id")),
@@ -161,23 +143,17 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column(
             "created_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=False,
         ),
         sa.Column(
             "expires_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=False,
         ),
         sa.Column(
             "paid_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=True,
         ),
         sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], name=op.f("fk_invoices_session_id")),
@@ -200,9 +176,7 @@ def upgrade() -> None:
         sa.Column("is_late", sa.Boolean(), nullable=False),
         sa.Column(
             "created_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql"),
             nullable=False,
         ),
         sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], name=op.f("fk_payments_session_id")),

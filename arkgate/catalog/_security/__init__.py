@@ -1,0 +1,1 @@
+"""Shared, private helpers of the security and OSINT endpoints (not endpoints themselves)."""

@@ -1,0 +1,114 @@
+"""DNS queries shared by dns-lookup, axfr-check, email-auth-check and domain-intel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import dns.asyncresolver
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdatatype
+import dns.resolver
+from pydantic import BaseModel, Field
+
+from arkgate.errors import UpstreamError, UpstreamTimeoutError
+
+RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "CAA")
+# SRV lives under service labels; these are the ones worth a look on a typical domain.
+SRV_SERVICES = (
+    "_sip._tcp",
+    "_sips._tcp",
+    "_sip._udp",
+    "_xmpp-client._tcp",
+    "_xmpp-server._tcp",
+    "_submission._tcp",
+    "_imaps._tcp",
+    "_autodiscover._tcp",
+    "_caldavs._tcp",
+    "_matrix._tcp",
+)
+
+
+class DnsRecord(BaseModel):
+    name: str = Field(..., description="Owner name, without the trailing dot.")
+    type: str
+    ttl: int = Field(..., description="Time to live in seconds.")
+    value: str = Field(..., description="The record in presentation form.")
+    data: dict[str, Any] | None = Field(default=None, description="Structured fields for MX, SOA, CAA, SRV and TXT.")
+
+
+class Answer(BaseModel):
+    status: str  # NOERROR, NXDOMAIN, NODATA
+    records: list[DnsRecord] = []
+
+
+def _structured(rdtype: str, rdata: dns.rdata.Rdata) -> tuple[str, dict[str, Any] | None]:
+    r: Any = rdata
+    if rdtype in ("A", "AAAA"):
+        return r.address, None
+    if rdtype in ("CNAME", "NS"):
+        return r.target.to_text(omit_final_dot=True), None
+    if rdtype == "MX":
+        exchange = r.exchange.to_text(omit_final_dot=True) or "."
+        return f"{r.preference} {exchange}", {"preference": r.preference, "exchange": exchange}
+    if rdtype == "TXT":
+        text = b"".join(r.strings).decode("utf-8", errors="replace")
+        return text, {"strings": [s.decode("utf-8", errors="replace") for s in r.strings]}
+    if rdtype == "SOA":
+        data = {
+            "mname": r.mname.to_text(omit_final_dot=True),
+            "rname": r.rname.to_text(omit_final_dot=True),
+            "serial": r.serial,
+            "refresh": r.refresh,
+            "retry": r.retry,
+            "expire": r.expire,
+            "minimum": r.minimum,
+        }
+        return rdata.to_text(), data
+    if rdtype == "CAA":
+        data = {"flags": r.flags, "tag": r.tag.decode(), "value": r.value.decode("utf-8", errors="replace")}
+        return f'{r.flags} {data["tag"]} "{data["value"]}"', data
+    if rdtype == "SRV":
+        target = r.target.to_text(omit_final_dot=True)
+        data = {"priority": r.priority, "weight": r.weight, "port": r.port, "target": target}
+        return f"{r.priority} {r.weight} {r.port} {target}", data
+    return rdata.to_text(), None
+
+
+async def query(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str) -> Answer:
+    """One question; NXDOMAIN/NODATA are answers, timeouts and dead servers are upstream errors."""
+    try:
+        answer = await resolver.resolve(dns.name.from_text(name), rdtype, search=False)
+    except dns.resolver.NXDOMAIN:
+        return Answer(status="NXDOMAIN")
+    except dns.resolver.NoAnswer:
+        return Answer(status="NODATA")
+    except dns.resolver.LifetimeTimeout as exc:
+        raise UpstreamTimeoutError("the DNS resolver did not answer in time") from exc
+    except dns.resolver.NoNameservers as exc:
+        raise UpstreamError("the DNS resolver failed to answer (SERVFAIL or refused)") from exc
+    except dns.exception.DNSException as exc:
+        raise UpstreamError(f"DNS lookup failed: {type(exc).__name__}") from exc
+    rrset = answer.rrset
+    records: list[DnsRecord] = []
+    if rrset is not None:
+        owner = rrset.name.to_text(omit_final_dot=True)
+        for rdata in rrset:
+            value, data = _structured(rdtype, rdata)
+            records.append(DnsRecord(name=owner, type=rdtype, ttl=rrset.ttl, value=value, data=data))
+    return Answer(status="NOERROR", records=records)
+
+
+async def query_many(
+    resolver: dns.asyncresolver.Resolver, questions: list[tuple[str, str]]
+) -> dict[tuple[str, str], Answer]:
+    """Ask several questions concurrently."""
+    answers = await asyncio.gather(*(query(resolver, name, rdtype) for name, rdtype in questions))
+    return dict(zip(questions, answers, strict=True))
+
+
+async def txt_values(resolver: dns.asyncresolver.Resolver, name: str) -> list[str]:
+    answer = await query(resolver, name, "TXT")
+    return [r.value for r in answer.records]

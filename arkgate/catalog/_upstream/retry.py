@@ -1,0 +1,56 @@
+"""Retry policy for idempotent upstream reads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import httpx
+
+from arkgate.catalog._upstream.errors import UpstreamStatusError
+
+if TYPE_CHECKING:
+    from arkgate.settings import Settings
+
+T = TypeVar("T")
+
+# Statuses that say "try again later" rather than "your request is wrong".
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """``retries`` extra attempts, waiting ``backoff_s * 2**n`` between them.
+
+    Only for idempotent reads (GET). Timeouts are not retried: the caller's time
+    budget is already spent, and a second slow attempt would only delay the 504.
+    """
+
+    retries: int = 2
+    backoff_s: float = 0.2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(retries=settings.upstream_retries, backoff_s=settings.upstream_retry_backoff_s)
+
+    @staticmethod
+    def is_retryable(exc: BaseException) -> bool:
+        if isinstance(exc, httpx.TimeoutException):
+            return False
+        if isinstance(exc, UpstreamStatusError):
+            return exc.status_code in RETRYABLE_STATUSES
+        return isinstance(exc, httpx.TransportError)
+
+    async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt`` until it succeeds, fails permanently or retries run out."""
+        for number in range(self.retries + 1):
+            try:
+                return await attempt()
+            except Exception as exc:
+                if number >= self.retries or not self.is_retryable(exc):
+                    raise
+            if self.backoff_s > 0:
+                await asyncio.sleep(self.backoff_s * (2**number))
+        raise AssertionError("unreachable")  # pragma: no cover

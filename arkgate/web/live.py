@@ -1,0 +1,129 @@
+"""Live session status over server-sent events, authorised by short-lived single-use tickets.
+
+``EventSource`` cannot send an ``Authorization`` header, and a bearer token in a URL
+ends up in access logs and browser history. So the page trades its token for a
+ticket (``POST /v1/sessions/stream-ticket``) and opens the stream with the ticket,
+which works once and only for a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from arkgate.api.auth import require_session
+from arkgate.api.envelope import json_response
+from arkgate.api.runtime import Runtime, runtime
+from arkgate.api.sessions import balance_view
+from arkgate.errors import InvalidTokenError
+
+TICKET_TTL_S = 60
+HEARTBEAT_S = 15.0
+# Streams end after this long; the page reconnects with a fresh ticket, so a forgotten tab
+# does not hold a connection forever and a revoked session stops being followed.
+STREAM_MAX_S = 30 * 60
+_MAX_TICKETS = 10_000
+
+router = APIRouter(tags=["session"])
+
+
+class StreamTickets:
+    """In-memory single-use tickets: ticket -> (session id, expiry on the monotonic clock)."""
+
+    def __init__(self, ttl_s: float = TICKET_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._tickets: dict[str, tuple[int, float]] = {}
+
+    def issue(self, session_id: int) -> str:
+        now = time.monotonic()
+        if len(self._tickets) >= _MAX_TICKETS:
+            self._tickets = {k: v for k, v in self._tickets.items() if v[1] > now}
+            while len(self._tickets) >= _MAX_TICKETS:  # still full of live ones: drop the oldest
+                self._tickets.pop(next(iter(self._tickets)))
+        ticket = secrets.token_urlsafe(24)
+        self._tickets[ticket] = (session_id, now + self.ttl_s)
+        return ticket
+
+    def redeem(self, ticket: str) -> int | None:
+        entry = self._tickets.pop(ticket, None)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+
+def tickets_of(rt: Runtime) -> StreamTickets:
+    tickets: StreamTickets = rt.extras.setdefault("web_stream_tickets", StreamTickets())
+    return tickets
+
+
+def sse(event: str, data: dict[str, Any]) -> ServerSentEvent:
+    return ServerSentEvent(data=json.dumps(data, separators=(",", ":")), event=event)
+
+
+_UNAUTHORISED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing, unknown or expired token or ticket."}}
+
+
+@router.post(
+    "/v1/sessions/stream-ticket",
+    summary="A one-use ticket to open the session's live event stream",
+    responses=_UNAUTHORISED,
+)
+async def stream_ticket(request: Request) -> Response:
+    rt = runtime(request)
+    session = await require_session(request, rt.ledger)
+    ticket = tickets_of(rt).issue(session.id)
+    return json_response(
+        {"ticket": ticket, "expires_in": TICKET_TTL_S, "events": f"/v1/sessions/events?ticket={ticket}"}
+    )
+
+
+@router.get(
+    "/v1/sessions/events",
+    summary="Server-sent events for a session: its status now, then every payment as it is credited",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **_UNAUTHORISED},
+)
+async def session_events(request: Request, ticket: str = "") -> Response:
+    rt = runtime(request)
+    session_id = tickets_of(rt).redeem(ticket) if ticket else None
+    if session_id is None:
+        raise InvalidTokenError("invalid or expired stream ticket: get a new one from POST /v1/sessions/stream-ticket")
+    # sse-starlette sends the keep-alive comments and ends open streams when uvicorn shuts down,
+    # so a page left open does not hold up a restart.
+    return EventSourceResponse(_stream(rt, session_id), ping=int(HEARTBEAT_S), headers={"Cache-Control": "no-store"})
+
+
+async def _stream(rt: Runtime, session_id: int) -> AsyncIterator[ServerSentEvent]:
+    # Subscribe before reading the snapshot, so a credit landing in between is not missed.
+    async with rt.events.subscribe(session_id) as queue:
+        session = await rt.ledger.session_by_id(session_id)
+        if session is None:
+            return
+        first = sse("status", _status(balance_view(session).model_dump()))
+        first.retry = 2000
+        yield first
+        deadline = time.monotonic() + STREAM_MAX_S
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = await asyncio.wait_for(queue.get(), left)
+            except TimeoutError:
+                return
+            yield sse(str(event.get("type", "message")), event)
+
+
+def _status(balance: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "status",
+        "status": balance["status"],
+        "balance_sats": balance["balance_sats"],
+        "funded": balance["funded"],
+        "expires_at": balance["expires_at"],
+    }

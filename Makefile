@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
+# Compile bytecode once at install and let Python cache ours: every gateway process started by the
+# tests and the demo would otherwise recompile every library (seconds each).
+export UV_COMPILE_BYTECODE := 1
+unexport PYTHONDONTWRITEBYTECODE
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
 .PHONY: install demo test lint bench clean

@@ -14,12 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import openai
-from openai import AsyncOpenAI
-
 from arkgate.errors import UpstreamError, UpstreamTimeoutError
 
 if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
     from arkgate.settings import Settings
 
 NAME = "the AI chat backend"
@@ -34,6 +33,8 @@ class ChatClient:
             key = settings.ai_api_key.get_secret_value() if settings.ai_api_key else "not-needed"
             # No retries: a retried generation would be billed by the backend twice and
             # would make the call's time budget unpredictable.
+            from openai import AsyncOpenAI  # imported on first use: it is slow to import
+
             self.client = AsyncOpenAI(
                 base_url=settings.ai_base_url, api_key=key, timeout=settings.ai_timeout_s, max_retries=0
             )
@@ -69,6 +70,8 @@ def _wire(messages: list[dict[str, str]]) -> Any:
 @contextmanager
 def backend_errors() -> Iterator[None]:
     """Map the openai package's exceptions onto arkgate's, without leaking the backend URL."""
+    import openai
+
     try:
         yield
     except openai.APITimeoutError as exc:

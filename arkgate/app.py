@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -24,9 +25,9 @@ from arkgate.payments.ledger import CreditResult, Ledger
 from arkgate.payments.watcher import PaymentWatcher
 from arkgate.settings import Settings
 
-# Optional parts: each module exposes ``install(app, runtime)``; absent ones are skipped, so the
-# core runs while they are being built and an operator can see which are present.
-OPTIONAL_PARTS = (
+# Parts beyond the core API; each module exposes ``install(app, runtime)`` and hooks itself in
+# through ``runtime.extras`` (start-up hooks, the 402 challenge, token resolvers).
+PARTS = (
     "arkgate.api.downloads",
     "arkgate.api.agents",
     "arkgate.admin.routes",
@@ -113,25 +114,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             tags=[endpoint.category],
             openapi_extra={"x-cost-sats": endpoint.listed_price_sats(settings), "x-category": endpoint.category},
         )
-    for name in OPTIONAL_PARTS:
-        _install_optional(name, app, rt)
+    for name in PARTS:
+        importlib.import_module(name).install(app, rt)
     return app
-
-
-def _install_optional(name: str, app: FastAPI, rt: Runtime) -> None:
-    import importlib
-
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):
-            return
-        raise
-    install = getattr(module, "install", None)
-    if install is not None:
-        install(app, rt)
-    elif hasattr(module, "router"):
-        app.include_router(module.router)
 
 
 def _count_credit(rt: Runtime, result: CreditResult, rail: str) -> None:

@@ -140,40 +140,25 @@ def settings_reference() -> str:
     ]
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)
-        if default is None or default == "" or default == []:
-            shown = "—"
-        else:
-            shown = f"`{json.dumps(default, default=str)}`"
+        shown = "—" if default in (None, "", []) else f"`{json.dumps(default, default=str)}`"
         description = (field.description or "").replace("|", "\\|")
         lines.append(f"| `ARKGATE_{name.upper()}` | {shown} | {description} |")
     return "\n".join(lines) + "\n"
 
 
-def _register_optional() -> None:
-    """Sub-commands that live with their packages (simulator, admin, call)."""
-    try:
-        from arkgate.simulator import commands as sim_commands
+def _register_subcommands() -> None:
+    """Sub-commands that live with their packages."""
+    from arkgate.admin.commands import admin_app
+    from arkgate.client_cli import call
+    from arkgate.simulator import commands as sim_commands
 
-        app.command("simulator", help="Run the bundled barkd simulator.")(sim_commands.simulator)
-        app.add_typer(sim_commands.sim_app, name="sim", help="Payer and world controls of the simulator.")
-    except ImportError:
-        pass
-    for module_name, attribute, name in (
-        ("arkgate.admin.commands", "admin_app", "admin"),
-        ("arkgate.client_cli", "call", "call"),
-    ):
-        try:
-            module = __import__(module_name, fromlist=[attribute])
-        except ImportError:
-            continue
-        item = getattr(module, attribute)
-        if isinstance(item, typer.Typer):
-            app.add_typer(item, name=name)
-        else:
-            app.command(name)(item)
+    app.command("simulator", help="Run the bundled barkd simulator.")(sim_commands.simulator)
+    app.add_typer(sim_commands.sim_app, name="sim", help="Payer and world controls of the simulator.")
+    app.add_typer(admin_app, name="admin", help="Operator console: overview, health, refresh, sweep, exits.")
+    app.command("call", help="Create a session, pay it, and call an endpoint.")(call)
 
 
-_register_optional()
+_register_subcommands()
 
 
 def main() -> None:

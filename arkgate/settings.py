@@ -33,13 +33,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path(".arkgate"), description="Directory for the SQLite database and downloads.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
-    log_json: bool = Field(
-        False, description="Write logs as JSON lines (production) instead of console text."
-    )
+    log_json: bool = Field(False, description="Write logs as JSON lines (production) instead of console text.")
     demo: bool = Field(False, description="Demo mode: the web pages offer 'pay with the simulator' controls.")
-    simulator_url: str = Field(
-        "", description="Base URL of the bundled simulator's controls (demo mode only)."
-    )
+    simulator_url: str = Field("", description="Base URL of the bundled simulator's controls (demo mode only).")
 
     # --- database -----------------------------------------------------------------------
     database_url: str = Field(
@@ -55,9 +51,7 @@ class Settings(BaseSettings):
     network: Network = Field("signet", description="Bitcoin network the barkd wallet is on.")
     barkd_url: str = Field("http://127.0.0.1:3000", description="Base URL of barkd's REST API.")
     barkd_token: SecretStr | None = Field(None, description="barkd bearer token.")
-    barkd_token_file: Path | None = Field(
-        None, description="File holding the barkd token (barkd's auth_token)."
-    )
+    barkd_token_file: Path | None = Field(None, description="File holding the barkd token (barkd's auth_token).")
     barkd_timeout_s: float = Field(10.0, gt=0, description="Timeout for one barkd request.")
     reconcile_interval_s: float = Field(
         60.0, gt=0, description="How often the payment watcher reconciles from barkd's history."
@@ -69,9 +63,7 @@ class Settings(BaseSettings):
 
     # --- sessions and metering ----------------------------------------------------------
     min_session_sats: int = Field(1, ge=1, description="Smallest amount a session or top-up may request.")
-    max_session_sats: int = Field(
-        1_000_000, ge=1, description="Largest amount a session or top-up may request."
-    )
+    max_session_sats: int = Field(1_000_000, ge=1, description="Largest amount a session or top-up may request.")
     default_session_sats: int = Field(
         500, ge=1, description="Amount of the session offered in a 402 challenge to a tokenless call."
     )
@@ -83,24 +75,18 @@ class Settings(BaseSettings):
     unpaid_session_ttl_s: int = Field(
         3600, ge=60, description="An unfunded session lapses after this long (a late payment still credits it)."
     )
-    idempotency_ttl_s: int = Field(
-        24 * 3600, ge=60, description="How long Idempotency-Key responses are kept."
-    )
+    idempotency_ttl_s: int = Field(24 * 3600, ge=60, description="How long Idempotency-Key responses are kept.")
     call_timeout_s: float = Field(60.0, gt=0, description="Hard time budget of one paid call.")
 
     # --- rate limits --------------------------------------------------------------------
     rate_limits: str = Field("on", description="'off' disables rate limiting (load tests).")
-    rate_limit_storage: str = Field(
-        "memory://", description="limits storage URL: memory:// or redis://host:port/db."
-    )
+    rate_limit_storage: str = Field("memory://", description="limits storage URL: memory:// or redis://host:port/db.")
     rate_limit_sessions: str = Field("20/minute", description="Session creations per client IP.")
     rate_limit_calls: str = Field("600/minute", description="Paid calls per token.")
     rate_limit_calls_ip: str = Field("1200/minute", description="Paid calls per client IP.")
 
     # --- operator -----------------------------------------------------------------------
-    admin_token: SecretStr | None = Field(
-        None, description="Bearer token of the admin API; unset disables it."
-    )
+    admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset disables it.")
 
     # --- outbound guard and network lookups (security endpoints) -------------------------
     dns_nameservers: Annotated[list[str], NoDecode] = Field(
@@ -206,8 +192,7 @@ class Settings(BaseSettings):
     # --- security and OSINT endpoints (issue 4) ---
     outbound_ca_file: Path | None = Field(
         None,
-        description="Extra PEM CA bundle trusted for outbound TLS besides the system store "
-        "(private PKI, tests).",
+        description="Extra PEM CA bundle trusted for outbound TLS besides the system store (private PKI, tests).",
     )
     dns_query_port: int = Field(
         53,
@@ -232,22 +217,16 @@ class Settings(BaseSettings):
         default_factory=lambda: [443, 465, 636, 853, 993, 995, 5061, 8443],
         description="Ports ssl-check may connect to (comma-separated).",
     )
-    intel_http_port: int = Field(
-        80, ge=1, le=65535, description="Port domain-intel uses for http:// of a domain."
-    )
+    intel_http_port: int = Field(80, ge=1, le=65535, description="Port domain-intel uses for http:// of a domain.")
     intel_https_port: int = Field(
         443, ge=1, le=65535, description="Port domain-intel uses for https:// and TLS of a domain."
     )
-    intel_cache_ttl_s: int = Field(
-        3600, ge=0, description="How long a domain-intel report is cached (0: off)."
-    )
+    intel_cache_ttl_s: int = Field(3600, ge=0, description="How long a domain-intel report is cached (0: off).")
     ip_mmdb_path: Path | None = Field(
         None,
         description="Operator MaxMind/DB-IP city or country .mmdb used by ip-lookup instead of bundled data.",
     )
-    ip_asn_mmdb_path: Path | None = Field(
-        None, description="Operator MaxMind/DB-IP ASN .mmdb used by ip-lookup."
-    )
+    ip_asn_mmdb_path: Path | None = Field(None, description="Operator MaxMind/DB-IP ASN .mmdb used by ip-lookup.")
 
     @field_validator("ssl_check_ports", mode="before")
     @classmethod
@@ -277,12 +256,8 @@ class Settings(BaseSettings):
     ai_chat_input_sats_per_1k: int = Field(2, ge=0, description="ai-chat price per 1,000 input tokens.")
     ai_chat_output_sats_per_1k: int = Field(24, ge=0, description="ai-chat price per 1,000 output tokens.")
     ai_chat_min_sats: int = Field(2, ge=1, description="Least an ai-chat call costs.")
-    ai_translate_input_sats_per_1k: int = Field(
-        2, ge=0, description="ai-translate price per 1,000 input tokens."
-    )
-    ai_translate_output_sats_per_1k: int = Field(
-        4, ge=0, description="ai-translate price per 1,000 output tokens."
-    )
+    ai_translate_input_sats_per_1k: int = Field(2, ge=0, description="ai-translate price per 1,000 input tokens.")
+    ai_translate_output_sats_per_1k: int = Field(4, ge=0, description="ai-translate price per 1,000 output tokens.")
     ai_translate_min_sats: int = Field(1, ge=1, description="Least an ai-translate call costs.")
     ai_daily_limit_sats: int = Field(
         0,
@@ -292,9 +267,7 @@ class Settings(BaseSettings):
     translate_base_url: str = Field(
         "", description="Base URL of the LibreTranslate-compatible backend. Empty: translate answers 502."
     )
-    translate_api_key: SecretStr | None = Field(
-        None, description="LibreTranslate api_key, if it requires one."
-    )
+    translate_api_key: SecretStr | None = Field(None, description="LibreTranslate api_key, if it requires one.")
     translate_timeout_s: float = Field(15.0, gt=0, description="Timeout of one LibreTranslate request.")
     translate_sats_per_1k_chars: int = Field(
         3, ge=1, description="translate price per started 1,000 characters of input text."
@@ -311,9 +284,7 @@ class Settings(BaseSettings):
         "Empty: image-generate answers 502.",
     )
     image_api_key: SecretStr | None = Field(None, description="API key sent to the image backend.")
-    image_model: str = Field(
-        "stable-diffusion", description="Model name sent to an OpenAI-compatible backend."
-    )
+    image_model: str = Field("stable-diffusion", description="Model name sent to an OpenAI-compatible backend.")
     image_price_sats: int = Field(25, ge=1, description="image-generate price per image.")
     image_timeout_s: float = Field(55.0, gt=0, description="Time budget of one image generation.")
     image_steps: int = Field(20, ge=1, le=200, description="Sampler steps put into the ComfyUI workflow.")
@@ -353,9 +324,7 @@ class Settings(BaseSettings):
         "https://api.open-meteo.com/v1", description="Open-Meteo forecast API base URL."
     )
     weather_timeout_s: float = Field(8.0, gt=0, description="Timeout of one Open-Meteo request.")
-    weather_cache_ttl_s: float = Field(
-        600.0, ge=0, description="How long a forecast or geocoding answer is reused."
-    )
+    weather_cache_ttl_s: float = Field(600.0, ge=0, description="How long a forecast or geocoding answer is reused.")
     esplora_url: str = Field(
         "https://blockstream.info/api", description="Esplora-compatible API base URL (mainnet balances)."
     )
@@ -371,15 +340,11 @@ class Settings(BaseSettings):
     )
     news_timeout_s: float = Field(8.0, gt=0, description="Timeout of one news feed request.")
     news_cache_ttl_s: float = Field(300.0, ge=0, description="How long the merged headlines are reused.")
-    nvd_url: str = Field(
-        "https://services.nvd.nist.gov/rest/json/cves/2.0", description="NVD CVE API 2.0 endpoint."
-    )
+    nvd_url: str = Field("https://services.nvd.nist.gov/rest/json/cves/2.0", description="NVD CVE API 2.0 endpoint.")
     nvd_api_key: SecretStr | None = Field(None, description="Optional NVD API key (higher rate limits).")
     nvd_timeout_s: float = Field(15.0, gt=0, description="Timeout of one NVD request.")
     nvd_cache_ttl_s: float = Field(3600.0, ge=0, description="How long a CVE record or search is reused.")
-    polymarket_gamma_url: str = Field(
-        "https://gamma-api.polymarket.com", description="Polymarket Gamma API base URL."
-    )
+    polymarket_gamma_url: str = Field("https://gamma-api.polymarket.com", description="Polymarket Gamma API base URL.")
     polymarket_timeout_s: float = Field(8.0, gt=0, description="Timeout of one Polymarket request.")
     polymarket_cache_ttl_s: float = Field(300.0, ge=0, description="How long a market search is reused.")
     polymarket_scan_limit: int = Field(
@@ -389,15 +354,9 @@ class Settings(BaseSettings):
     downloads_cleanup_interval_s: float = Field(
         60.0, gt=0, description="How often expired hosted downloads are deleted."
     )
-    downloads_max_bytes: int = Field(
-        20_000_000, gt=0, description="Largest file the downloads store accepts."
-    )
-    chromium_path: Path = Field(
-        Path("/usr/bin/chromium"), description="Chromium executable used for screenshots."
-    )
-    screenshot_pool_size: int = Field(
-        2, ge=1, le=16, description="Browser contexts rendering at the same time."
-    )
+    downloads_max_bytes: int = Field(20_000_000, gt=0, description="Largest file the downloads store accepts.")
+    chromium_path: Path = Field(Path("/usr/bin/chromium"), description="Chromium executable used for screenshots.")
+    screenshot_pool_size: int = Field(2, ge=1, le=16, description="Browser contexts rendering at the same time.")
     screenshot_timeout_s: float = Field(25.0, gt=0, description="Hard time budget of one screenshot.")
     screenshot_max_height: int = Field(
         8000, ge=100, description="Tallest full-page screenshot, in CSS pixels (taller pages are cut)."
@@ -457,9 +416,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe_mainnet(self) -> Settings:
         if self.is_mainnet and self.payment_mode == "free":
-            raise ValueError(
-                "payment_mode 'free' is refused on mainnet: it would hand out real service for free"
-            )
+            raise ValueError("payment_mode 'free' is refused on mainnet: it would hand out real service for free")
         if self.is_mainnet and self.unsafe_allow_private_targets:
             raise ValueError("unsafe_allow_private_targets is refused on mainnet")
         return self

@@ -99,7 +99,7 @@ async def _tokenless(rt: Runtime, request: Request, endpoint: Endpoint, price_sa
             f'POST {base}/v1/sessions {{"amount_sats": {amount}}} (this gateway runs in free mode: it is '
             "funded at once), then retry with 'Authorization: Bearer <token>'"
         )
-        body = error_body(problem, endpoint=endpoint.id) | _price_fields(rt, endpoint, price_sats)
+        body = error_body(problem, endpoint=endpoint.path) | _price_fields(rt, endpoint, price_sats)
         body["payment"] = None
         body["how_to_pay"] = [
             f'POST {base}/v1/sessions with {{"amount_sats": {amount}}}',
@@ -109,7 +109,7 @@ async def _tokenless(rt: Runtime, request: Request, endpoint: Endpoint, price_sa
     try:
         await rt.limits.hit("sessions", client_ip(request))
     except RateLimitedError as exc:
-        return error_response(exc, endpoint=endpoint.id)
+        return error_response(exc, endpoint=endpoint.path)
     try:
         token, created = await open_session(rt, amount, source="l402")
     except ArkgateError as exc:
@@ -118,7 +118,7 @@ async def _tokenless(rt: Runtime, request: Request, endpoint: Endpoint, price_sa
             f"payment required: {endpoint.id} costs {price_sats} sats, but the payment backend cannot issue an "
             f"invoice right now; retry in a moment, or create a session with POST {base}/v1/sessions later"
         )
-        body = error_body(problem, endpoint=endpoint.id) | _price_fields(rt, endpoint, price_sats)
+        body = error_body(problem, endpoint=endpoint.path) | _price_fields(rt, endpoint, price_sats)
         body["payment"] = None
         body["retry_after_s"] = 10
         response = _respond(body)
@@ -133,7 +133,7 @@ async def _tokenless(rt: Runtime, request: Request, endpoint: Endpoint, price_sa
         "'Authorization: Bearer <payment.token>'"
         + (" or 'Authorization: L402 <payment.macaroon>:<preimage>'" if macaroon else "")
     )
-    body = error_body(problem, endpoint=endpoint.id) | _price_fields(rt, endpoint, price_sats)
+    body = error_body(problem, endpoint=endpoint.path) | _price_fields(rt, endpoint, price_sats)
     body["payment"] = {
         "token": token,
         "amount_sats": amount,
@@ -189,7 +189,7 @@ async def _short(
     settings = rt.settings
     base = rt.base_url(request)
     session = await session_of(rt, request)
-    body = error_body(error, endpoint=endpoint.id) | _price_fields(rt, endpoint, price_sats)
+    body = error_body(error, endpoint=endpoint.path) | _price_fields(rt, endpoint, price_sats)
     body.pop("_headers", None)
     if session is None:
         body["payment"] = None

@@ -131,7 +131,7 @@ async def call_endpoint(
     try:
         response = await Meter(rt, endpoint, request).serve()
     except ArkgateError as exc:  # raised by a token resolver (e.g. a bad L402 token)
-        response = error_response(exc, endpoint=endpoint.id)
+        response = error_response(exc, endpoint=endpoint.path)
     return response.status_code, await _read(response)
 
 

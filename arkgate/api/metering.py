@@ -69,7 +69,7 @@ async def default_challenge(
     )
     problem.details.setdefault("price_sats", price_sats)
     problem.details["_headers"] = {"WWW-Authenticate": 'Bearer realm="arkgate"'}
-    return error_response(problem, endpoint=endpoint.id)
+    return error_response(problem, endpoint=endpoint.path)
 
 
 async def parse_request(request: Request, endpoint: Endpoint) -> BaseModel:
@@ -108,7 +108,7 @@ class Meter:
     def fail(self, error: ArkgateError, *, balance_sats: int | None = None) -> Response:
         self.rt.metrics.calls.labels(self.endpoint.id, error.code).inc()
         return error_response(
-            error, endpoint=self.endpoint.id, response_ms=self.elapsed_ms(), balance_sats=balance_sats
+            error, endpoint=self.endpoint.path, response_ms=self.elapsed_ms(), balance_sats=balance_sats
         )
 
     async def serve(self) -> Response:
@@ -116,9 +116,9 @@ class Meter:
         try:
             payload = await parse_request(self.request, endpoint)
             price = endpoint.price_for(payload, rt.settings)
+            token_hash = await self._token_hash()  # an unusable L402 token is a 401 here
         except ArkgateError as exc:
             return self.fail(exc)
-        token_hash = await self._token_hash()
         if token_hash is None:
             return await rt.extras.get("challenge", default_challenge)(self.request, endpoint, price, None)
         idem_key = self.request.headers.get("idempotency-key")
@@ -232,7 +232,7 @@ class Meter:
             "cost_sats": cost,
             "balance_remaining": balance,
             "response_ms": self.elapsed_ms(),
-            "endpoint": endpoint.id,
+            "endpoint": endpoint.path,
             "call_id": charge.call_id,
         }
         if ctx.notes:

@@ -386,7 +386,7 @@ def _paid_operation(
             "cost_sats": {"type": "integer", "minimum": 0, "maximum": max_price},
             "balance_remaining": {"type": "integer", "minimum": 0},
             "response_ms": {"type": "integer", "minimum": 0},
-            "endpoint": {"type": "string", "const": endpoint.id},
+            "endpoint": {"type": "string", "const": endpoint.path},
             "call_id": {"type": "string"},
             "notes": {"type": "array", "items": {"type": "string"}},
         },

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import datetime
 from typing import Literal
 
 import zxingcpp
@@ -32,6 +33,7 @@ class QrRequest(BaseModel):
     format: Literal["png", "svg"] = Field("png", description="Image format.")
     scale: int = Field(8, ge=1, le=32, description="Pixels per QR module.")
     border: int = Field(4, ge=0, le=16, description="Quiet zone, in modules.")
+    download: bool = Field(False, description="Also host the image at a short-lived download URL.")
 
     @field_validator("data")
     @classmethod
@@ -50,6 +52,8 @@ class QrResponse(BaseModel):
     height: int = Field(..., description="Image height in pixels.")
     modules: int = Field(..., description="QR symbol size in modules, without the quiet zone.")
     data_length: int
+    download_url: str | None = Field(None, description="Where to fetch the image (when download was asked).")
+    download_expires_at: datetime | None = None
 
 
 def render_qr(data: str, *, fmt: str = "png", scale: int = 8, border: int = 4) -> QrResponse:
@@ -105,7 +109,16 @@ def _svg(raw: memoryview, modules: int, scale: int, border: int) -> str:
 
 
 async def generate(request: QrRequest, ctx: CallContext) -> QrResponse:
-    return render_qr(request.data, fmt=request.format, scale=request.scale, border=request.border)
+    result = render_qr(request.data, fmt=request.format, scale=request.scale, border=request.border)
+    if request.download:
+        from arkgate.downloads import get_download_store
+
+        stored = await ctx.services.get(get_download_store).save(
+            base64.b64decode(result.image_base64), result.mime_type
+        )
+        result.download_url = ctx.base_url + stored.url_path
+        result.download_expires_at = stored.expires_at
+    return result
 
 
 ENDPOINT = Endpoint(

@@ -37,7 +37,7 @@ def test_client_creates_a_session_waits_and_calls_post_and_get_endpoints(live_ga
             qr = client.call("qr-generate", {"data": "hello"})
             assert qr["success"] is True and qr["cost_sats"] == 2
             price = client.call("btc-price", {"currency": "EUR"})
-            assert price["endpoint"] == "btc-price" and price["balance_remaining"] == 17
+            assert price["endpoint"] == "/api/btc-price" and price["balance_remaining"] == 17
             with pytest.raises(ArkgateAPIError) as bad:
                 client.call("qr-generate", {"data": ""})
             assert bad.value.status == 400

@@ -74,7 +74,7 @@ async def test_success_wraps_data_in_arkapis_envelope(gw):
     token = await gw.new_session(10)
     body = (await gw.call("echo", {"text": "ok"}, token=token)).json()
     assert body["success"] is True and body["data"] == {"text": "ok"}
-    assert body["cost_sats"] == 3 and body["balance_remaining"] == 7 and body["endpoint"] == "echo"
+    assert body["cost_sats"] == 3 and body["balance_remaining"] == 7 and body["endpoint"] == "/api/echo"
     assert isinstance(body["response_ms"], int)
 
 

@@ -21,7 +21,9 @@ def storages() -> list:
 @pytest.mark.parametrize("storage", storages())
 async def test_session_creation_is_limited_per_ip(make_settings, storage):
     settings = make_settings(
-        rate_limits="on", rate_limit_storage=storage, rate_limit_sessions="3/minute",
+        rate_limits="on",
+        rate_limit_storage=storage,
+        rate_limit_sessions="3/minute",
         # a unique limit per run keeps a shared Redis from carrying counts between tests
         rate_limit_calls=f"{1000 + secrets.randbelow(1000)}/hour",
     )

@@ -6,30 +6,29 @@ export UV_PYTHON_DOWNLOADS := never
 # tests and the demo would otherwise recompile every library (seconds each).
 export UV_COMPILE_BYTECODE := 1
 unexport PYTHONDONTWRITEBYTECODE
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
 
 .PHONY: install demo test lint bench clean
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-
-install: $(UV)
+install:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --frozen
 
 demo: install
-	$(UV) run arkgate demo
+	$(UV) run --frozen arkgate demo
 
 test: install
-	$(UV) run ruff check arkgate tests bench
-	$(UV) run pytest -q -p no:cacheprovider
+	$(UV) run --frozen ruff check arkgate tests bench
+	$(UV) run --frozen pytest -q -p no:cacheprovider
 
 lint: install
-	$(UV) run ruff check arkgate tests bench
-	$(UV) run ruff format --check arkgate tests bench
+	$(UV) run --frozen ruff check arkgate tests bench
+	$(UV) run --frozen ruff format --check arkgate tests bench
 
 bench: install
-	$(UV) run python bench/paid_call.py
-	$(UV) run python bench/activation.py
+	$(UV) run --frozen python bench/paid_call.py
+	$(UV) run --frozen python bench/activation.py
 
 clean:
 	rm -rf .arkgate .venv .pytest_cache

@@ -23,7 +23,7 @@ from arkgate.api.envelope import dumps, error_body, error_response
 from arkgate.api.l402 import challenge_header, l402_of
 from arkgate.api.metering import bearer_token_hash
 from arkgate.api.runtime import Runtime, runtime
-from arkgate.api.sessions import build_bip321, iso, new_funding, open_session
+from arkgate.api.sessions import add_topup_invoice, build_bip321, iso, open_session
 from arkgate.catalog.registry import Endpoint
 from arkgate.db.engine import utcnow
 from arkgate.errors import ArkgateError, PaymentRequiredError, RateLimitedError
@@ -212,9 +212,7 @@ async def _short(
     if invoice is None:
         try:
             await rt.limits.hit("sessions", client_ip(request))
-            invoice, _ = await new_funding(rt, amount, with_address=False)
-            invoice["purpose"] = "topup"
-            await rt.ledger.add_invoice(session.id, invoice)
+            invoice = await add_topup_invoice(rt, session.id, amount)
         except RateLimitedError:
             invoice, note = None, "too many invoices requested from this address; send sats to the Ark address"
         except ArkgateError:

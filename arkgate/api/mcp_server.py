@@ -34,7 +34,7 @@ from arkgate.api.envelope import error_response
 from arkgate.api.manifests import price_text
 from arkgate.api.metering import Meter
 from arkgate.api.runtime import Runtime
-from arkgate.api.sessions import balance_view, funding_view, new_funding, open_session, validate_amount
+from arkgate.api.sessions import balance_view, funding_view, open_session, top_up_session, validate_amount
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import ArkgateError
 
@@ -339,20 +339,7 @@ def _register_session_tools(server: GatewayMCP) -> None:
             amount = validate_amount(rt, amount_sats)
             origin = http_request(ctx)
             await rt.limits.hit("sessions", client_ip(origin) if origin is not None else "mcp")
-            if rt.settings.payment_mode == "free":
-                await rt.ledger.credit_free(session.id, amount)
-                invoice = None
-            else:
-                invoice, _ = await new_funding(rt, amount, with_address=False)
-                invoice["purpose"] = "topup"
-                await rt.ledger.add_invoice(session.id, invoice)
-            session = await rt.ledger.session_by_id(session.id) or session
-            return {
-                "funding": funding_view(invoice, session.ark_address, amount).model_dump(),
-                "amount_sats": amount,
-                "balance_sats": session.balance_sats,
-                "status": session.public_status(),
-            }
+            return (await top_up_session(rt, session, amount)).model_dump()
 
         return await _guard(work())  # type: ignore[no-any-return]
 

@@ -172,27 +172,37 @@ async def create_session(body: CreateSession, request: Request) -> Response:
     return json_response(created.model_dump(), 201)
 
 
+async def add_topup_invoice(rt: Runtime, session_id: int, amount_sats: int) -> dict[str, Any]:
+    """A new invoice for an existing session, recorded so its payment credits that session."""
+    invoice, _ = await new_funding(rt, amount_sats, with_address=False)
+    invoice["purpose"] = "topup"
+    await rt.ledger.add_invoice(session_id, invoice)
+    return invoice
+
+
+async def top_up_session(rt: Runtime, session: SessionInfo, amount_sats: int) -> TopUpCreated:
+    """Top up the same token: a fresh invoice plus the session's Ark address (free mode credits at once)."""
+    invoice = None
+    if rt.settings.payment_mode == "free":
+        await rt.ledger.credit_free(session.id, amount_sats)
+    else:
+        invoice = await add_topup_invoice(rt, session.id, amount_sats)
+    session = await rt.ledger.session_by_id(session.id) or session
+    return TopUpCreated(
+        funding=funding_view(invoice, session.ark_address, amount_sats),
+        amount_sats=amount_sats,
+        balance_sats=session.balance_sats,
+        status=session.public_status(),
+    )
+
+
 @router.post("/v1/sessions/topup", response_model=TopUpCreated, summary="Get a new invoice for the same session")
 async def top_up(body: TopUp, request: Request) -> Response:
     rt = runtime(request)
     session = await require_session(request, rt.ledger)
     amount = validate_amount(rt, body.amount_sats)
     await rt.limits.hit("sessions", request.client.host if request.client else "unknown")
-    if rt.settings.payment_mode == "free":
-        await rt.ledger.credit_free(session.id, amount)
-        invoice = None
-    else:
-        invoice, _ = await new_funding(rt, amount, with_address=False)
-        invoice["purpose"] = "topup"
-        await rt.ledger.add_invoice(session.id, invoice)
-    session = await rt.ledger.session_by_id(session.id) or session
-    view = TopUpCreated(
-        funding=funding_view(invoice, session.ark_address, amount),
-        amount_sats=amount,
-        balance_sats=session.balance_sats,
-        status=session.public_status(),
-    )
-    return json_response(view.model_dump())
+    return json_response((await top_up_session(rt, session, amount)).model_dump())
 
 
 def balance_view(session: SessionInfo) -> Balance:

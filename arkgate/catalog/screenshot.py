@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from arkgate.catalog.context import CallContext
 from arkgate.catalog.registry import Endpoint
+from arkgate.chromium import HEADLESS_ARGS
 from arkgate.downloads import get_download_store
 from arkgate.errors import (
     ArkgateError,
@@ -46,18 +47,7 @@ if TYPE_CHECKING:
     from arkgate.settings import Settings
 
 LAUNCH_ARGS = [
-    "--no-sandbox",  # required when running as root in a container
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--metrics-recording-only",
-    "--no-default-browser-check",
+    *HEADLESS_ARGS,
     "--dns-prefetch-disable",
     # Chromium resolves nothing: all traffic is fetched by the guard and fulfilled.
     "--host-resolver-rules=MAP * ~NOTFOUND",

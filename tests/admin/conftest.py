@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from arkgate.app import create_app
 from arkgate.settings import Settings
 from tests.conftest import Gateway, running_gateway
+from tests.live import LiveGateway, live_gateway
 
 ADMIN_TOKEN = "adm_test_2f0c9a7e5b1d4c3a8e6f"
 
@@ -56,61 +52,12 @@ def operator_gateway_factory(make_settings: Callable[..., Settings], simulator: 
     return factory
 
 
-class LiveServer:
-    """A gateway served by uvicorn on 127.0.0.1 in a background thread (for browsers and the CLI)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.app = create_app(settings)
-        self.port = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self._server.started:
-                return
-            if not self._thread.is_alive():
-                break
-            time.sleep(0.01)
-        raise RuntimeError("gateway did not start")
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=15)
-
-
-@contextlib.contextmanager
-def live_server(settings: Settings) -> Iterator[LiveServer]:
-    server = LiveServer(settings)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def live_gateway_factory(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
-    def factory(**overrides: Any) -> contextlib.AbstractContextManager[LiveServer]:
+    def factory(**overrides: Any) -> contextlib.AbstractContextManager[LiveGateway]:
         values: dict[str, Any] = {"admin_token": ADMIN_TOKEN}
         values.update(overrides)
-        return live_server(make_settings(**values))
+        return live_gateway(make_settings(**values))
 
     return factory
 

@@ -8,7 +8,8 @@ from typing import Any
 from typer.testing import CliRunner
 
 from arkgate.cli import app
-from tests.admin.conftest import ADMIN_TOKEN, live_server
+from tests.admin.conftest import ADMIN_TOKEN
+from tests.live import live_gateway as live_server
 
 runner = CliRunner()
 

@@ -11,24 +11,13 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.admin.conftest import ADMIN_TOKEN, admin_headers, live_server
+from arkgate.chromium import DEFAULT_PATH, HEADLESS_ARGS
+from tests.admin.conftest import ADMIN_TOKEN, admin_headers
 from tests.conftest import wait_for
+from tests.live import live_gateway as live_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--metrics-recording-only",
-    "--no-default-browser-check",
-]
+CHROMIUM = Path(DEFAULT_PATH)
+ARGS = list(HEADLESS_ARGS)
 ARTIFACTS = Path("test-artifacts")
 CHARTS = ("chart-hourly", "chart-endpoints", "chart-funding", "chart-vtxos")
 

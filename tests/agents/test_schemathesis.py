@@ -26,8 +26,10 @@ from schemathesis.checks import (
 )
 
 from arkgate.settings import Settings
-from tests.agents.conftest import LiveGateway, offline_catalog, serve
+from tests.agents.conftest import offline_catalog
 from tests.ai_backends.server import AiBackend
+from tests.live import LiveGateway
+from tests.live import live_gateway as serve
 from tests.upstreams import UpstreamServer
 
 # The routes whose behaviour is arkgate's core and this area's; streaming routes (SSE) are left out.

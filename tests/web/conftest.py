@@ -7,125 +7,27 @@ leave loopback and fails the test that made one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import json
-import socket
-import threading
-import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-import uvicorn
 
-from arkgate.app import create_app
+from arkgate.chromium import DEFAULT_PATH, HEADLESS_ARGS
 from arkgate.settings import Settings
+from tests.live import LiveGateway
+from tests.live import live_gateway as live_gateway_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--metrics-recording-only",
-    "--no-default-browser-check",
-]
+CHROMIUM = Path(DEFAULT_PATH)
+CHROMIUM_ARGS = list(HEADLESS_ARGS)
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 AXE_JS = Path(__file__).parent / "vendor" / "axe.min.js"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
-
-
-class LiveGateway:
-    """A gateway app served by uvicorn on a port-0 loopback socket in a background thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.app = create_app(settings)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.port = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-        async def remember_loop(rt: Any) -> None:
-            self.loop = asyncio.get_running_loop()
-
-        self.runtime.extras["startup_hooks"].append(remember_loop)
-
-    @property
-    def runtime(self) -> Any:
-        return self.app.state.runtime
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def run(self, coro: Coroutine[Any, Any, Any], timeout_s: float = 30) -> Any:
-        """Run a coroutine on the server's loop (the ledger and watcher live there)."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
-
-    def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self._server.started:
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{self.url}/health", timeout=5).status_code in (200, 503):
-                        break
-            if not self._thread.is_alive():
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.02)
-        else:
-            raise RuntimeError("the gateway did not start in time")
-        watcher = self.runtime.watcher
-        if watcher is not None:
-            assert self.run(watcher.wait_ready(15)), "the payment watcher did not connect to the simulator"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=15)
-
-    # -- API shortcuts for setting the scene ------------------------------------------------------
-    def create_session(self, sats: int) -> dict[str, Any]:
-        response = httpx.post(f"{self.url}/v1/sessions", json={"amount_sats": sats}, timeout=30)
-        assert response.status_code == 201, response.text
-        return response.json()  # type: ignore[no-any-return]
-
-    def balance(self, token: str) -> int:
-        response = httpx.get(f"{self.url}/v1/balance", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        assert response.status_code == 200, response.text
-        return int(response.json()["balance_sats"])
-
-    def wait_balance(self, token: str, sats: int, timeout_s: float = 15) -> None:
-        deadline = time.monotonic() + timeout_s
-        last = None
-        while time.monotonic() < deadline:
-            last = self.balance(token)
-            if last == sats:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"balance did not reach {sats}; last {last}")
 
 
 @pytest.fixture
@@ -138,12 +40,8 @@ def live_gateway(make_settings: Callable[..., Settings], simulator: Any) -> Iter
         demo=True,
         simulator_url=simulator.url,
     )
-    gateway = LiveGateway(settings)
-    gateway.start()
-    try:
+    with live_gateway_server(settings, wait_for_watcher=True) as gateway:
         yield gateway
-    finally:
-        gateway.stop()
 
 
 @pytest.fixture(scope="module")

@@ -51,3 +51,20 @@ async def test_concurrent_credits_of_one_payment_credit_once(backend, make_setti
             session = await ledger.session_by_id(session_id)
             assert session.balance_sats == 15
             await gw.assert_ledger_consistent()
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_concurrent_retries_with_one_idempotency_key_are_charged_once(backend, make_settings, tmp_path):
+    async with scratch_database(backend, str(tmp_path / "ledger.sqlite3")) as url:
+        async with running_gateway(make_settings(database_url=url)) as gw:
+            token = await gw.new_session(100)
+            headers = {"Idempotency-Key": "same-call"}
+            responses = await asyncio.gather(
+                *[gw.call("qr-generate", {"data": "once"}, token=token, headers=headers) for _ in range(20)]
+            )
+            assert {r.status_code for r in responses} <= {200, 409}
+            assert await gw.balance(token) == 98
+            replay = await gw.call("qr-generate", {"data": "once"}, token=token, headers=headers)
+            assert replay.status_code == 200 and replay.headers.get("Idempotent-Replayed") == "true"
+            assert await gw.balance(token) == 98
+            await gw.assert_ledger_consistent()

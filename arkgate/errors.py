@@ -6,7 +6,6 @@
     ├── InvalidTokenError             401 invalid_token
     ├── PaymentRequiredError          402 payment_required
     │   └── InsufficientBalanceError  402 insufficient_balance
-    ├── ForbiddenError                403 forbidden
     ├── NotFoundError                 404 not_found
     ├── ConflictError                 409 conflict
     ├── RateLimitedError              429 rate_limited
@@ -55,11 +54,6 @@ class PaymentRequiredError(ArkgateError):
 
 class InsufficientBalanceError(PaymentRequiredError):
     code = "insufficient_balance"
-
-
-class ForbiddenError(ArkgateError):
-    status = 403
-    code = "forbidden"
 
 
 class NotFoundError(ArkgateError):

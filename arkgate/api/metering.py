@@ -22,6 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from arkgate.api.auth import bearer_token
 from arkgate.api.envelope import dumps, error_response, validation_message
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.catalog.context import CallContext, StreamingReply
@@ -53,11 +54,8 @@ Challenge = Callable[[Request, Endpoint, int, PaymentRequiredError | None], Awai
 
 
 async def bearer_token_hash(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return hash_token(value.strip())
-    return None
+    token = bearer_token(request)
+    return None if token is None else hash_token(token)
 
 
 async def default_challenge(

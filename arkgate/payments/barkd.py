@@ -8,7 +8,6 @@ message matched is the documented "no pending lightning receive found" 500.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -442,12 +441,3 @@ def parse_receive(body: dict[str, Any]) -> ReceiveStatus:
 
 def _matches(movement: Movement, type_: str, value: str) -> bool:
     return any(d.type == type_ and d.value == value for d in (*movement.received_on, *movement.sent_to))
-
-
-async def wait_until_reachable(client: BarkdClient, *, timeout_s: float) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while asyncio.get_running_loop().time() < deadline:
-        if await client.ping():
-            return True
-        await asyncio.sleep(0.1)
-    return False

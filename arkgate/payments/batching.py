@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -161,6 +160,3 @@ def refusal(session: dict[str, Any] | None, amount_sats: int) -> ArkgateError:
         f"insufficient balance: this call costs {amount_sats} sats and the session has {session['balance_sats']}",
         details=details,
     )
-
-
-Refusal = Callable[[dict[str, Any] | None, int], ArkgateError]

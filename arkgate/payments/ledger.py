@@ -222,11 +222,6 @@ class Ledger:
             row = (await conn.execute(select(t.invoices).where(t.invoices.c.payment_hash == payment_hash))).first()
         return None if row is None else dict(row._mapping)
 
-    async def pending_invoice_hashes(self) -> list[str]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(select(t.invoices.c.payment_hash).where(t.invoices.c.status == "pending"))
-            return [row.payment_hash for row in rows]
-
     async def expire_invoices(self, now: datetime | None = None) -> int:
         """Mark pending invoices past their expiry as expired (they can still credit if barkd says paid)."""
         async with self.db.write() as conn:
@@ -237,15 +232,6 @@ class Ledger:
             )
             return int(result.rowcount or 0)
 
-    async def mark_invoice(self, payment_hash: str, status: str) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(
-                update(t.invoices)
-                .where(t.invoices.c.payment_hash == payment_hash, t.invoices.c.status == "pending")
-                .values(status=status)
-            )
-
-    # --- credits ----------------------------------------------------------------------
     async def known_payment_keys(self) -> set[str]:
         async with self.db.read() as conn:
             return {row.payment_key for row in await conn.execute(select(t.payments.c.payment_key))}

@@ -20,7 +20,6 @@ from typing import Any
 import structlog
 import websockets
 
-from arkgate.errors import ArkgateError
 from arkgate.payments.barkd import BarkdClient, BarkdError, Movement, parse_movement
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import ArkEntry, Credit, CreditResult, Ledger
@@ -232,10 +231,7 @@ class PaymentWatcher:
         """Re-read barkd's history once and credit whatever was missed; returns credits made."""
         async with self._reconcile_lock:
             credited = 0
-            try:
-                movements = await self.barkd.history()
-            except ArkgateError:
-                raise
+            movements = await self.barkd.history()
             for movement in sorted(movements, key=lambda m: m.id):
                 results = await self.handle_movement(movement)
                 credited += sum(1 for r in results if r.credited)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field
 
 from arkgate.catalog._ai.chat import complete, make_chat_client
-from arkgate.catalog._ai.languages import AUTO, detect, normalize_code, primary
+from arkgate.catalog._ai.languages import AUTO, TranslationFields, TranslationResult, detect, primary
 from arkgate.catalog._ai.metering import Billing, Usage, enforce_daily_limit
 from arkgate.catalog._ai.pricing import TokenRates, max_input_tokens, metered_rate_text
 from arkgate.catalog.context import CallContext
@@ -34,46 +34,17 @@ _STYLE_INSTRUCTIONS: dict[str, str] = {
 }
 
 
-class AiTranslateRequest(BaseModel):
+class AiTranslateRequest(TranslationFields):
     text: str = Field(
         ...,
         max_length=MAX_TEXT_CHARS,
         description=f"Text to translate (at most {MAX_TEXT_CHARS} characters).",
         examples=["Sous les etoiles, la riviere chante doucement."],
     )
-    target_language: str = Field(..., description="ISO 639-1 code of the target language.", examples=["en"])
-    source_language: str | None = Field(
-        None, description="ISO 639-1 code of the source, or 'auto' / omitted to detect it.", examples=["auto"]
-    )
     style: Style = Field("natural", description="literal, natural or polished.")
 
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text must not be empty")
-        return value
 
-    @field_validator("target_language")
-    @classmethod
-    def _target_code(cls, value: str) -> str:
-        return normalize_code(value)
-
-    @field_validator("source_language")
-    @classmethod
-    def _source_code(cls, value: str | None) -> str | None:
-        if value is None or value.strip().lower() in ("", AUTO):
-            return None
-        return normalize_code(value)
-
-
-class AiTranslateResponse(BaseModel):
-    text: str
-    translated_text: str
-    target_language: str
-    source_language: str = Field(..., description="The source language used (given or detected).")
-    detected_language: str | None = Field(None, description="Set when the source language was detected.")
-    detected_confidence: int | None = Field(None, description="Detection confidence, 0-100.")
+class AiTranslateResponse(TranslationResult):
     style: Style
     model: str
     usage: Usage

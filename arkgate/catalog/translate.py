@@ -7,9 +7,9 @@ uses and a short one stays cheap. When the source language is omitted (or
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field
 
-from arkgate.catalog._ai.languages import AUTO, detect, normalize_code, primary
+from arkgate.catalog._ai.languages import TranslationFields, TranslationResult, detect, primary
 from arkgate.catalog._ai.libretranslate import make_libretranslate, resolve
 from arkgate.catalog._ai.pricing import plural_sats
 from arkgate.catalog.context import CallContext
@@ -21,45 +21,16 @@ MAX_TEXT_CHARS = 5000
 CHARS_PER_UNIT = 1000
 
 
-class TranslateRequest(BaseModel):
+class TranslateRequest(TranslationFields):
     text: str = Field(
         ...,
         max_length=MAX_TEXT_CHARS,
         description=f"Text to translate (at most {MAX_TEXT_CHARS} characters).",
         examples=["Hola, me llamo ArkAPI."],
     )
-    target_language: str = Field(..., description="ISO 639-1 code of the target language.", examples=["en"])
-    source_language: str | None = Field(
-        None, description="ISO 639-1 code of the source, or 'auto' / omitted to detect it.", examples=["auto"]
-    )
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text must not be empty")
-        return value
-
-    @field_validator("target_language")
-    @classmethod
-    def _target_code(cls, value: str) -> str:
-        return normalize_code(value)
-
-    @field_validator("source_language")
-    @classmethod
-    def _source_code(cls, value: str | None) -> str | None:
-        if value is None or value.strip().lower() in ("", AUTO):
-            return None
-        return normalize_code(value)
 
 
-class TranslateResponse(BaseModel):
-    text: str
-    translated_text: str
-    target_language: str
-    source_language: str = Field(..., description="The source language used (given or detected).")
-    detected_language: str | None = Field(None, description="Set when the source language was detected.")
-    detected_confidence: int | None = Field(None, description="Detection confidence, 0-100.")
+class TranslateResponse(TranslationResult):
     characters: int = Field(..., description="Characters billed.")
 
 

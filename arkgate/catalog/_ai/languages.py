@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pydantic import BaseModel, Field, field_validator
+
 # ISO 639-1 codes (two letters) accepted as a language; a region or script
 # subtag may follow (pt-BR, zh-Hans), as LibreTranslate names some languages so.
 _ISO_639_1_CODES = (
@@ -66,3 +68,41 @@ def detect(text: str) -> Detection | None:
     code = str(best["lang"]).lower().replace("_", "-")
     confidence = round(float(best["score"]) * 100)
     return Detection(language=code, confidence=max(0, min(100, confidence)))
+
+
+class TranslationFields(BaseModel):
+    """Language fields and checks shared by translate and ai-translate (each narrows ``text`` to its own limit)."""
+
+    text: str = Field(..., description="Text to translate.")
+    target_language: str = Field(..., description="ISO 639-1 code of the target language.", examples=["en"])
+    source_language: str | None = Field(
+        None, description="ISO 639-1 code of the source, or 'auto' / omitted to detect it.", examples=["auto"]
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be empty")
+        return value
+
+    @field_validator("target_language")
+    @classmethod
+    def _target_code(cls, value: str) -> str:
+        return normalize_code(value)
+
+    @field_validator("source_language")
+    @classmethod
+    def _source_code(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", AUTO):
+            return None
+        return normalize_code(value)
+
+
+class TranslationResult(BaseModel):
+    text: str
+    translated_text: str
+    target_language: str
+    source_language: str = Field(..., description="The source language used (given or detected).")
+    detected_language: str | None = Field(None, description="Set when the source language was detected.")
+    detected_confidence: int | None = Field(None, description="Detection confidence, 0-100.")

@@ -88,7 +88,7 @@ const Funding = (() => {
       const big = document.createElement("span");
       big.className = "countdown";
       big.textContent = "Invoice expires in " + m + ":" + s;
-      label.append(big, "at " + Ark.when(iso) + " UTC");
+      label.append(big, " at " + Ark.when(iso) + " UTC");
     };
     tick();
     if (!state.funding || $("funding").dataset.state !== "awaiting") return;
@@ -106,7 +106,8 @@ const Funding = (() => {
   }
 
   async function newInvoice() {
-    if (!state.token || !state.amount) { setText("funding-error", "Create a session first."); return; }
+    // Only an invoice on screen (awaiting or expired) can be replaced; a paid one stays paid.
+    if (!state.token || !state.amount || !state.funding) { setText("funding-error", "There is no invoice to replace."); return; }
     const token = state.token, amount = state.amount;
     await busy($("new-invoice"), async () => {
       setText("funding-error", "");

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import DESKTOP, PHONE, LiveGateway, save_screenshot
+from tests.live import live_gateway as live_gateway_server
+from tests.web.conftest import DESKTOP, PHONE, LiveGateway, axe_violations, describe, save_screenshot
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -45,7 +46,9 @@ PAY_PANEL = {
     "funding": True, "qr": True, "countdown": True, "bip321": True, "invoice": True,
     "ark-address": True, "new-invoice": True, "demo-pay": True, "demo-ark": True,
 }  # fmt: skip
-EXPIRED_PANEL = {**PAY_PANEL, "qr": False, "qr-expired": True, "bip321": False, "invoice": False, "demo-pay": False}
+EXPIRED_PANEL = {
+    **PAY_PANEL, "qr": False, "qr-expired": True, "countdown": False, "bip321": False, "invoice": False, "demo-pay": False,
+}  # fmt: skip
 
 FUND = {
     "before": {**NOTHING, "form": True},
@@ -83,8 +86,10 @@ def visibility(page: Any) -> dict[str, bool]:
     return {name: page.locator(selector).is_visible() for name, selector in PANELS.items()}
 
 
-def assert_state(page: Any, expected: dict[str, dict[str, bool]], state: str, shot: str) -> None:
-    """The page shows exactly the panels of ``state``; then a screenshot of it."""
+def assert_state(
+    page: Any, expected: dict[str, dict[str, bool]], state: str, shot: str, *, audit: bool = False
+) -> None:
+    """The page shows exactly the panels of ``state``; then a screenshot of it (and an axe audit)."""
     if expected[state]["funding"]:
         expect(page.locator("#funding")).to_be_visible()
     else:
@@ -100,9 +105,11 @@ def assert_state(page: Any, expected: dict[str, dict[str, bool]], state: str, sh
         # Stale state is gone: no QR source, no invoice, no countdown of a spent or lapsed invoice.
         assert page.locator("#funding-qr").get_attribute("src") is None
         assert page.locator("#invoice").input_value() == ""
-        if not expected[state]["qr-expired"]:
-            expect(page.locator("#invoice-expiry")).to_have_text("")
+        expect(page.locator("#invoice-expiry")).to_have_text("")
     save_screenshot(page, shot)
+    if audit:
+        violations = axe_violations(page)
+        assert violations == [], f"{shot}: {describe(violations)}"
 
 
 def click_buttons(page: Any, skip: tuple[str, ...] = ()) -> list[str]:
@@ -155,9 +162,10 @@ def test_fund_page_states_show_the_right_panels_and_every_button_works(
     page = open_money_page(new_context, live_gateway, "/fund", viewport, scheme)
     errors = PageErrors(page)
     shot = f"-{size}-{scheme}"
+    audit = size == "desktop"  # axe in each state, both schemes (phone layouts share the markup)
 
     # Before a session: only the amount form; the payment panel's handlers do nothing.
-    assert_state(page, FUND, "before", "fund-before" + shot)
+    assert_state(page, FUND, "before", "fund-before" + shot, audit=audit)
     click_hidden_handlers(page)
     page.get_by_label("Other amount (sats)").fill("")
     page.get_by_label("Other", exact=True).check()
@@ -170,7 +178,7 @@ def test_fund_page_states_show_the_right_panels_and_every_button_works(
     # Awaiting payment: token, status, QR and countdown; copy buttons copy, "New invoice" replaces it.
     expect(page.locator("#session-status")).to_have_text("Waiting for payment…")
     expect(page.locator("#invoice-expiry")).to_contain_text("Invoice expires in")
-    assert_state(page, FUND, "awaiting", "fund-awaiting" + shot)
+    assert_state(page, FUND, "awaiting", "fund-awaiting" + shot, audit=audit)
     first_invoice = page.locator("#invoice").input_value()
     clicked = click_buttons(page, skip=("Pay with the simulator", "Send via Ark"))
     assert clicked == ["Copy token", "Copy", "Copy", "Copy", "New invoice"]
@@ -181,8 +189,8 @@ def test_fund_page_states_show_the_right_panels_and_every_button_works(
 
     # The invoice expires: no QR, no invoice, no Lightning payer; the Ark address still works.
     expire_invoice(page, simulator)
-    expect(page.locator("#invoice-expiry")).to_have_text("This invoice has expired.")
-    assert_state(page, FUND, "expired", "fund-expired" + shot)
+    expect(page.locator("#qr-expired")).to_contain_text("Invoice expired")
+    assert_state(page, FUND, "expired", "fund-expired" + shot, audit=audit)
     assert click_buttons(page, skip=("New invoice", "Send via Ark")) == ["Copy token", "Copy"]
     assert_state(page, FUND, "expired", "fund-expired" + shot)
 
@@ -200,7 +208,7 @@ def test_fund_page_states_show_the_right_panels_and_every_button_works(
     # Paid: the session is live, the spent invoice and its countdown are gone.
     expect(page.locator("#session-status")).to_have_text("Session active", timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("#session-balance")).to_have_text(f"Balance: {paid_sats}")
-    assert_state(page, FUND, "paid", "fund-paid" + shot)
+    assert_state(page, FUND, "paid", "fund-paid" + shot, audit=audit)
     assert click_buttons(page) == ["Copy token"]
     click_hidden_handlers(page)
     assert_state(page, FUND, "paid", "fund-paid" + shot)
@@ -217,9 +225,10 @@ def test_topup_page_states_show_the_right_panels_and_every_button_works(
     page = open_money_page(new_context, live_gateway, "/topup", viewport, scheme)
     errors = PageErrors(page)
     shot = f"-{size}-{scheme}"
+    audit = size == "desktop"  # axe in each state, both schemes (phone layouts share the markup)
 
     # Before: the form only; it refuses a missing token without asking the gateway.
-    assert_state(page, TOPUP, "before", "topup-before" + shot)
+    assert_state(page, TOPUP, "before", "topup-before" + shot, audit=audit)
     click_hidden_handlers(page)
     page.get_by_role("button", name="Get invoice").click()
     expect(page.locator("#topup-error")).to_have_text("Paste your session token (it starts with ak_).")
@@ -228,7 +237,7 @@ def test_topup_page_states_show_the_right_panels_and_every_button_works(
 
     # Awaiting: the current balance, the QR; "Change amount" goes back to a clean form.
     expect(page.locator("#session-balance")).to_have_text("Balance: 300 sats", timeout=LIVE_TIMEOUT_MS)
-    assert_state(page, TOPUP, "awaiting", "topup-awaiting" + shot)
+    assert_state(page, TOPUP, "awaiting", "topup-awaiting" + shot, audit=audit)
     clicked = click_buttons(page, skip=("Change amount", "Pay with the simulator", "Send via Ark"))
     assert clicked == ["Copy", "Copy", "Copy", "New invoice"]
     page.get_by_role("button", name="Change amount").click()
@@ -238,7 +247,7 @@ def test_topup_page_states_show_the_right_panels_and_every_button_works(
     assert_state(page, TOPUP, "awaiting", "topup-awaiting" + shot)
 
     expire_invoice(page, simulator)
-    assert_state(page, TOPUP, "expired", "topup-expired" + shot)
+    assert_state(page, TOPUP, "expired", "topup-expired" + shot, audit=audit)
     assert click_buttons(page, skip=("Change amount", "New invoice", "Send via Ark")) == ["Copy"]
     assert_state(page, TOPUP, "expired", "topup-expired" + shot)
 
@@ -253,9 +262,32 @@ def test_topup_page_states_show_the_right_panels_and_every_button_works(
     expect(page.locator("#session-status")).to_have_text("Payment received: +1,000 sats", timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("#session-balance")).to_have_text("Balance: 1,300 sats")
     expect(page.locator("#topup-restart")).to_have_text("Top up again")
-    assert_state(page, TOPUP, "paid", "topup-paid" + shot)
+    assert_state(page, TOPUP, "paid", "topup-paid" + shot, audit=audit)
     assert live_gateway.balance(created["token"]) == 1300
     page.get_by_role("button", name="Top up again").click()
     assert_state(page, TOPUP, "before", "topup-before" + shot)
     click_hidden_handlers(page)
     assert errors.seen == []
+
+
+@pytest.mark.parametrize(
+    ("network", "shows"),
+    [("mainnet", "Mainnet Payments here are real bitcoin."), ("regtest", "Regtest A test network")],
+)
+def test_network_banner_is_loud_on_test_networks_and_quiet_on_mainnet(browser, make_settings, network, shows):
+    settings = make_settings(network=network, payment_mode="barkd", barkd_url="http://127.0.0.1:9")
+    with live_gateway_server(settings) as gateway:
+        context = browser.new_context(viewport=DESKTOP)
+        try:
+            page = context.new_page()
+            errors = PageErrors(page)
+            page.goto(f"{gateway.url}/fund")
+            banner = page.locator("#network-banner")
+            expect(banner).to_be_visible()
+            expect(banner).to_contain_text(shows)
+            expect(banner).to_have_class(re.compile("mainnet" if network == "mainnet" else "testnet"))
+            assert ("test network" in banner.inner_text()) is (network != "mainnet")
+            assert_state(page, FUND, "before", f"fund-before-desktop-light-{network}")
+            assert errors.seen == []
+        finally:
+            context.close()

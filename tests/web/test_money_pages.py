@@ -40,6 +40,7 @@ PANELS = {
     "demo-ark": "#demo-ark",
     "first-call": "#first-call",
     "restart": "#topup-restart",
+    "topup-done": "#topup-done",
 }
 NOTHING = dict.fromkeys(PANELS, False)
 PAY_PANEL = {
@@ -60,7 +61,7 @@ TOPUP = {
     "before": {**NOTHING, "form": True},
     "awaiting": {**NOTHING, "status": True, "restart": True, **PAY_PANEL},
     "expired": {**NOTHING, "status": True, "restart": True, **EXPIRED_PANEL},
-    "paid": {**NOTHING, "status": True, "restart": True},
+    "paid": {**NOTHING, "status": True, "restart": True, "topup-done": True},
 }
 VIEWS = [
     pytest.param(size, viewport, scheme, id=f"{size}-{scheme}")

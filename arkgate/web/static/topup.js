@@ -16,6 +16,7 @@
     form.hidden = name !== "form";
     $("status-panel").hidden = name === "form";
     $("topup-restart").textContent = name === "paid" ? "Top up again" : "Change amount";
+    $("topup-done").hidden = name !== "paid";
   }
 
   function render(event) {

@@ -292,3 +292,44 @@ def test_network_banner_is_loud_on_test_networks_and_quiet_on_mainnet(browser, m
             assert errors.seen == []
         finally:
             context.close()
+
+
+SESSION_PANELS = {"form": "#session-form", "error": "#session-error", "view": "#session-view"}
+
+
+@pytest.mark.parametrize(("size", "viewport", "scheme"), VIEWS)
+def test_session_page_states_show_the_right_panels(new_context, live_gateway, simulator, size, viewport, scheme):
+    created = live_gateway.create_session(200)
+    simulator.pay_invoice(created["funding"]["lightning_invoice"])
+    live_gateway.wait_balance(created["token"], 200)
+    page = open_money_page(new_context, live_gateway, "/session", viewport, scheme)
+    errors = PageErrors(page)
+    shot = f"-{size}-{scheme}"
+
+    def shows(**expected: bool) -> None:
+        assert {name: page.locator(sel).is_visible() for name, sel in SESSION_PANELS.items()} == expected
+
+    shows(form=True, error=False, view=False)
+    page.get_by_role("button", name="Show").click()  # no token yet
+    expect(page.locator("#session-error")).to_have_text("Paste your session token (it starts with ak_).")
+    page.get_by_label("Session token").fill("ak_not-a-real-token")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#session-error")).to_contain_text("invalid")
+    shows(form=True, error=True, view=False)
+    save_screenshot(page, "session-refused" + shot)
+    # The browser logs the three refused requests (401) itself; nothing else may have gone wrong.
+    assert {e for e in errors.seen if "status of 401" not in e} == set()
+    errors.seen.clear()
+
+    page.get_by_label("Session token").fill(created["token"])
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#view-balance")).to_have_text("200 sats")
+    shows(form=True, error=False, view=True)
+    expect(page.locator("#payments-empty")).to_be_hidden()
+    expect(page.locator("#calls-empty")).to_be_visible()
+    save_screenshot(page, "session-loaded" + shot)
+
+    page.get_by_role("button", name="Forget token").click()
+    shows(form=True, error=False, view=False)
+    assert page.evaluate("sessionStorage.getItem('arkgate.token')") is None
+    assert errors.seen == [], errors.seen

@@ -32,6 +32,7 @@ const Funding = (() => {
     $("invoice-field").hidden = false;
     for (const id of ["invoice-expiry", "funding-error", "demo-state"]) setText(id, "");
     document.querySelectorAll("#funding [data-amount]").forEach((el) => { el.textContent = ""; });
+    document.querySelectorAll("#funding button.copy[data-label]").forEach((b) => { b.textContent = b.dataset.label; });
     const pay = $("demo-pay");
     if (pay) pay.hidden = false;
   }

@@ -333,3 +333,30 @@ def test_session_page_states_show_the_right_panels(new_context, live_gateway, si
     shows(form=True, error=False, view=False)
     assert page.evaluate("sessionStorage.getItem('arkgate.token')") is None
     assert errors.seen == [], errors.seen
+
+
+def test_free_mode_pages_skip_the_payment_panel(browser, make_settings):
+    settings = make_settings(payment_mode="free", network="regtest")
+    with live_gateway_server(settings) as gateway:
+        context = browser.new_context(viewport=DESKTOP)
+        try:
+            page = context.new_page()
+            errors = PageErrors(page)
+            page.goto(f"{gateway.url}/fund")
+            expect(page.locator("#network-banner")).to_contain_text("Free mode")
+            page.get_by_role("button", name="Create session").click()
+            expect(page.locator("#session-status")).to_have_text("Session active")
+            expect(page.locator("#session-balance")).to_have_text("Balance: 500 sats")
+            assert_state(page, FUND, "paid", "fund-paid-desktop-light-free")
+            token = page.locator("#token").input_value()
+
+            page.goto(f"{gateway.url}/topup")  # the token carries over in session storage
+            expect(page.locator("#topup-token")).to_have_value(token)
+            page.get_by_role("button", name="Get invoice").click()
+            expect(page.locator("#session-status")).to_have_text("Payment received: +1,000 sats")
+            expect(page.locator("#session-balance")).to_have_text("Balance: 1,500 sats")
+            assert_state(page, TOPUP, "paid", "topup-paid-desktop-light-free")
+            assert gateway.balance(token) == 1500
+            assert errors.seen == []
+        finally:
+            context.close()

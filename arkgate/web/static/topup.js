@@ -70,7 +70,13 @@
     line.dataset.state = "waiting";
     $("session-balance").textContent = "";
     stage("pay");
-    Funding.show(token, amount, result.data.funding);
+    const funding = result.data.funding;
+    if (!funding || !funding.lightning_invoice) {
+      // Free mode: credited at once, there is nothing to pay.
+      render({ type: "payment", amount_sats: amount, balance_sats: result.data.balance_sats });
+      return;
+    }
+    Funding.show(token, amount, funding);
     Funding.follow(token, render);
   });
 

@@ -93,9 +93,9 @@ async def test_landing_page_lists_every_endpoint_with_its_price_and_example(gate
 
 async def test_network_banner_says_mainnet_or_test_network(gateway_factory):
     async with gateway_factory(network="signet") as gw:
-        assert "a test network; its coins have no value" in (await gw.client.get("/")).text
+        assert "A test network: its coins have no value" in (await gw.client.get("/")).text
     async with gateway_factory(network="mainnet", payment_mode="barkd") as gw:
-        assert "payments here are real bitcoin" in (await gw.client.get("/fund")).text
+        assert "Payments here are real bitcoin" in (await gw.client.get("/fund")).text
 
 
 async def test_funding_qr_is_a_bip321_uri_of_a_known_invoice(make_settings, simulator):

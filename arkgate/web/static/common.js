@@ -64,7 +64,10 @@ const Ark = (() => {
     const button = event.target.closest("button.copy[data-copy]");
     if (!button) return;
     const source = document.getElementById(button.dataset.copy);
-    if (source) { source.select && source.select(); copy(source.value || source.textContent, button); }
+    const text = source ? (source.value || source.textContent || "").trim() : "";
+    if (!text) return;  // nothing on screen to copy (an emptied panel's button)
+    if (source.select) source.select();
+    copy(text, button);
   });
 
   /* Follows one session's events. EventSource cannot send a bearer header and a token must never

@@ -18,14 +18,18 @@
     $(emptyId).hidden = rows.length > 0;
   }
 
+  let generation = 0;  // a "Forget token" or a newer load makes an answer in flight stale
+
   async function load(token) {
     const error = $("session-error");
     error.textContent = "";
+    const mine = ++generation;
     const [balance, payments, calls] = await Promise.all([
       Ark.api("GET", "/v1/balance", { token }),
       Ark.api("GET", "/v1/sessions/me/payments", { token }),
       Ark.api("GET", "/v1/sessions/me/calls", { token, query: { limit: 50 } }),
     ]);
+    if (mine !== generation) return;
     if (!balance.ok) { error.textContent = Ark.errorText(balance); $("session-view").hidden = true; return; }
     Ark.setToken(token);
     const b = balance.data;
@@ -50,7 +54,8 @@
     load(token);
   });
   $("session-forget").addEventListener("click", () => {
-    Ark.clearToken(); field.value = ""; $("session-view").hidden = true; field.focus();
+    generation++;
+    Ark.clearToken(); field.value = ""; $("session-view").hidden = true; $("session-error").textContent = ""; field.focus();
   });
 
   const saved = Ark.getToken();

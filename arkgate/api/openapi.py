@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from arkgate.api.availability import availability_fields, unavailable_note
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime
 from arkgate.catalog.registry import Endpoint
@@ -135,7 +136,8 @@ def build_openapi(app: FastAPI, rt: Runtime, base_url: str | None) -> dict[str, 
 
 def _description(rt: Runtime) -> str:
     return (
-        f"{len(rt.catalog)} paid endpoints, each priced in sats (`x-cost-sats`). Open a prepaid session with "
+        f"{len(rt.catalog)} paid endpoints, each priced in sats (`x-cost-sats`); an operation marked "
+        "`x-available: false` cannot be called on this gateway (503, nothing charged). Open a prepaid session with "
         "`POST /v1/sessions`, pay its Lightning invoice or send sats to its Ark address, then call "
         "`/api/<id>` with `Authorization: Bearer <token>`; every call's cost is debited from the session and "
         "refunded if the call fails. A call without a usable token answers 402 with everything needed to pay "
@@ -349,6 +351,11 @@ def _paid_operation(
         "x-max-cost-sats": max_price,
         "x-category": endpoint.category,
     }
+    note = unavailable_note(endpoint, rt)
+    if note is not None:
+        operation["description"] = f"**{note}**\n\n{operation['description']}"
+        operation["x-available"] = False
+        operation["x-unavailable-reason"] = availability_fields(endpoint, rt)["unavailable_reason"]
     if endpoint.metered is not None:
         operation["x-pricing"] = {
             "type": "metered",
@@ -400,6 +407,11 @@ def _paid_operation(
         "200": {"description": f"The result, in ArkAPI's envelope. {cost_text}", "content": content},
         **{status: _error_ref(status) for status in PAID_ERRORS},
     }
+    if note is not None:
+        operation["responses"]["503"] = {
+            "description": f"{note} (error_code endpoint_unavailable)",
+            "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorEnvelope")}}},
+        }
     return operation
 
 

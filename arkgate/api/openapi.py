@@ -6,7 +6,8 @@ envelope arkgate really answers, bearer security is declared where a token is ne
 and every error status the route can give is listed. The paid routes are written here
 from each ``Endpoint``: ``x-cost-sats``, category, request schema (query parameters for
 GET), the ArkAPI envelope with ``data`` typed by the response model, examples, the
-metered rate where usage decides the price, and 400/401/402/409/429/502/504 answers.
+metered rate where usage decides the price, and 400/401/402/404/409/429/502/504 answers (and 503
+when the endpoint is unavailable on this gateway).
 """
 
 from __future__ import annotations
@@ -32,14 +33,15 @@ ERROR_STATUSES: dict[str, str] = {
     "401": "Missing, unknown or invalid session token (Bearer or L402).",
     "402": "Payment required: the body says how to pay (a new session's invoice, or a top-up invoice).",
     "403": "Forbidden.",
-    "404": "Not found.",
+    "404": "Not found. On a paid call: the domain does not exist (domain_not_found) or the record asked for "
+    "is unknown; nothing was charged.",
     "409": "A request with this Idempotency-Key is still being processed.",
     "429": "Rate limited; see Retry-After.",
     "502": "The upstream service failed; the call was refunded.",
     "503": "The payment backend is unavailable; retry shortly.",
     "504": "The call ran out of time; it was refunded.",
 }
-PAID_ERRORS = ("400", "401", "402", "409", "429", "502", "504")
+PAID_ERRORS = ("400", "401", "402", "404", "409", "429", "502", "504")
 
 # Free routes whose behaviour this module knows: extra statuses and whether a token is needed.
 KNOWN_ROUTES: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {

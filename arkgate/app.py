@@ -47,7 +47,8 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     )
     rt = Runtime(
         settings=settings,
-        catalog=catalog if catalog is not None else load_catalog(),
+        # Availability is decided once here: hidden endpoints get no route, unavailable ones a 503.
+        catalog=(catalog if catalog is not None else load_catalog()).evaluated(settings),
         database=database,
         ledger=ledger,
         events=EventHub(),

@@ -7,10 +7,12 @@
     ├── PaymentRequiredError          402 payment_required
     │   └── InsufficientBalanceError  402 insufficient_balance
     ├── NotFoundError                 404 not_found
+    │   └── DomainNotFoundError       404 domain_not_found   (DNS: NXDOMAIN)
     ├── ConflictError                 409 conflict
     ├── RateLimitedError              429 rate_limited
     ├── UpstreamError                 502 upstream_error
     ├── WalletUnavailableError        503 wallet_unavailable (barkd unreachable)
+    ├── EndpointUnavailableError      503 endpoint_unavailable (backend not configured; checked before any charge)
     └── UpstreamTimeoutError          504 upstream_timeout
 
 One exception handler renders all of them in ArkAPI's envelope
@@ -84,3 +86,16 @@ class WalletUnavailableError(ArkgateError):
 class UpstreamTimeoutError(ArkgateError):
     status = 504
     code = "upstream_timeout"
+
+
+class EndpointUnavailableError(ArkgateError):
+    """The endpoint cannot work on this gateway (its backend is not configured); nothing is charged."""
+
+    status = 503
+    code = "endpoint_unavailable"
+
+
+class DomainNotFoundError(NotFoundError):
+    """The DNS says the name does not exist (NXDOMAIN); the call costs nothing."""
+
+    code = "domain_not_found"

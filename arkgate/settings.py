@@ -239,7 +239,7 @@ class Settings(BaseSettings):
     ai_base_url: str = Field(
         "",
         description="Base URL of the OpenAI-compatible chat backend (Ollama, vLLM, llama.cpp or a hosted "
-        "provider), e.g. http://127.0.0.1:11434/v1. Empty: ai-chat and ai-translate answer 502.",
+        "provider), e.g. http://127.0.0.1:11434/v1. Empty: ai-chat and ai-translate are unavailable (503, no charge).",
     )
     ai_api_key: SecretStr | None = Field(None, description="API key sent to the chat backend.")
     ai_chat_model: str = Field("llama3.2", description="Model name the chat backend is asked for (ai-chat).")
@@ -265,7 +265,9 @@ class Settings(BaseSettings):
         description="Most one session may spend per UTC day on ai-chat and ai-translate (0: no limit).",
     )
     translate_base_url: str = Field(
-        "", description="Base URL of the LibreTranslate-compatible backend. Empty: translate answers 502."
+        "",
+        description="Base URL of the LibreTranslate-compatible backend. Empty: translate is unavailable "
+        "(503, no charge).",
     )
     translate_api_key: SecretStr | None = Field(None, description="LibreTranslate api_key, if it requires one.")
     translate_timeout_s: float = Field(15.0, gt=0, description="Timeout of one LibreTranslate request.")
@@ -281,7 +283,7 @@ class Settings(BaseSettings):
     image_base_url: str = Field(
         "",
         description="Base URL of the image backend (OpenAI-compatible: .../v1; ComfyUI: http://host:8188). "
-        "Empty: image-generate answers 502.",
+        "Empty: image-generate is unavailable (503, no charge).",
     )
     image_api_key: SecretStr | None = Field(None, description="API key sent to the image backend.")
     image_model: str = Field("stable-diffusion", description="Model name sent to an OpenAI-compatible backend.")
@@ -363,6 +365,13 @@ class Settings(BaseSettings):
     )
     screenshot_inline_max_bytes: int = Field(
         300_000, ge=0, description="Largest PNG also returned inline as base64 when asked (0: never)."
+    )
+
+    # --- endpoint availability (issue 12) ---
+    unavailable_endpoints: Literal["show", "hide"] = Field(
+        "show",
+        description="Endpoints whose backend is not configured: 'show' lists them as unavailable (calls answer "
+        "503 at no cost); 'hide' leaves them out of the catalog, docs, manifests and routes.",
     )
 
     @field_validator("btc_price_providers", "news_feeds", mode="before")

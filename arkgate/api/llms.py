@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from arkgate.api.availability import unavailable_note
 from arkgate.api.manifests import price_text
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.catalog.registry import Endpoint
@@ -70,8 +71,20 @@ def _header(rt: Runtime) -> list[str]:
     return [
         "# arkgate",
         "",
-        f"> Pay-per-call APIs for agents: {len(rt.catalog)} endpoints priced in sats, paid from a prepaid session "
-        f"funded over Lightning or Ark ({rt.settings.network}). No account, no API key.",
+        f"> Pay-per-call APIs for agents: {len(rt.catalog.available())} endpoints priced in sats, paid from a "
+        f"prepaid session funded over Lightning or Ark ({rt.settings.network}). No account, no API key.",
+        "",
+        *_unavailable_summary(rt),
+    ]
+
+
+def _unavailable_summary(rt: Runtime) -> list[str]:
+    missing = len(rt.catalog) - len(rt.catalog.available())
+    if not missing:
+        return []
+    return [
+        f"{missing} more endpoint{'s are' if missing != 1 else ' is'} listed but not available on this gateway "
+        "(marked below): calling one answers 503 `endpoint_unavailable` and costs nothing.",
         "",
     ]
 
@@ -83,9 +96,10 @@ def llms_txt(rt: Runtime, base: str) -> str:
         lines.append("")
         for endpoint in endpoints:
             price = price_text(endpoint, rt)
+            note = unavailable_note(endpoint, rt)
             lines.append(
                 f"- `{endpoint.id}` ({endpoint.method} {endpoint.path}): {endpoint.summary}. "
-                f"{price}{'' if price.endswith('.') else '.'}"
+                f"{price}{'' if price.endswith('.') else '.'}" + (f" **{note}**" if note else "")
             )
         lines.append("")
     return "\n".join([*lines, *_links(base), ""])
@@ -153,6 +167,7 @@ def llms_full_txt(rt: Runtime, base: str) -> str:
             f"{endpoint.summary}. {endpoint.description}",
             "",
             f"- Price: {price_text(endpoint, rt)}",
+            *([f"- Availability: **{note}**"] if (note := unavailable_note(endpoint, rt)) else []),
             f"- Request: {endpoint.method} {base}{endpoint.path}"
             + (" (query parameters)" if endpoint.method == "GET" else " (JSON body)"),
             f"- Category: {endpoint.category}",

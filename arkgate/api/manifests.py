@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from arkgate.api.availability import availability_fields
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.catalog.registry import Endpoint
@@ -54,7 +55,8 @@ def manifest(rt: Runtime, base: str) -> dict[str, Any]:
             "summary": endpoint.summary,
             "description": endpoint.description,
             "sample_intent": sample_intent(endpoint),
-            "mcp_tool": endpoint.module_name,
+            "mcp_tool": endpoint.module_name if rt.catalog.is_available(endpoint.id) else None,
+            **availability_fields(endpoint, rt),
         }
         if endpoint.metered is not None:
             tool["pricing"] = {
@@ -99,7 +101,8 @@ def manifest(rt: Runtime, base: str) -> dict[str, Any]:
         },
         "pricing_model": {"type": "pay_per_call", "unit": "sats", "cost_field": "x-cost-sats"},
         "discovery": {"machine_readable": True, "agent_friendly": True, "openclaw_compatible": True, "mcp": True},
-        "capabilities": [endpoint.id for endpoint in rt.catalog],
+        # What can be called here; unavailable endpoints stay in ``tools`` with their reason.
+        "capabilities": [endpoint.id for endpoint in rt.catalog.available()],
         "tools": tools,
     }
 
@@ -128,6 +131,8 @@ class QuoteLine(BaseModel):
     max_total_sats: int = Field(..., description="max_price_sats x calls: a session this size always suffices.")
     session_sats: int = Field(..., description="The session to buy for these calls (respecting the minimum).")
     pricing: dict[str, Any] | None = None
+    available: bool = Field(True, description="False when this gateway cannot serve the endpoint.")
+    unavailable_reason: str | None = None
 
 
 class Quote(BaseModel):
@@ -155,6 +160,7 @@ def quote_line(endpoint: Endpoint, rt: Runtime, calls: int) -> QuoteLine:
         max_total_sats=max_price * calls,
         session_sats=max(settings.min_session_sats, max_price * calls),
         pricing=pricing,
+        **availability_fields(endpoint, rt),
     )
 
 

@@ -203,7 +203,9 @@ class GatewayMCP(MCPServer):
         root.setLevel(level)
         self.rt = rt
         self.app = app
-        self.paid = {tool_name(e): e for e in rt.catalog}
+        # Only endpoints this gateway can serve become tools: an agent's tool list is for acting, and a
+        # tool that always answers 503 would waste its turns. The manifests list the others with a reason.
+        self.paid = {tool_name(e): e for e in rt.catalog.available()}
         _register_session_tools(self)
         for name in self.paid:
             if self._tool_manager.get_tool(name) is not None:

@@ -1,6 +1,8 @@
 """The meter: every paid call is parse → authenticate → charge → run → answer (or refund).
 
-Bad input is rejected before any charge. The charge is one conditional UPDATE in the
+An endpoint the gateway cannot serve (its backend is not configured) answers 503
+before anything else: no parsing, no 402 challenge, no debit. Bad input is rejected
+before any charge. The charge is one conditional UPDATE in the
 ledger, so concurrent calls cannot overspend. The handler runs under the endpoint's
 time budget while the client connection is watched; a failure, a timeout or a client
 that goes away refunds the charge in full. Metered endpoints reserve their maximum
@@ -30,6 +32,7 @@ from arkgate.catalog.registry import Endpoint
 from arkgate.errors import (
     ArkgateError,
     ConflictError,
+    EndpointUnavailableError,
     InputError,
     PaymentRequiredError,
     UpstreamTimeoutError,
@@ -111,6 +114,13 @@ class Meter:
 
     async def serve(self) -> Response:
         endpoint, rt = self.endpoint, self.rt
+        unavailable = rt.catalog.unavailable_reason(endpoint.id)
+        if unavailable is not None:
+            return self.fail(
+                EndpointUnavailableError(
+                    f"{endpoint.id} is not available on this gateway: {unavailable}. Nothing was charged."
+                )
+            )
         try:
             payload = await parse_request(self.request, endpoint)
             price = endpoint.price_for(payload, rt.settings)

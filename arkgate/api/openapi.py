@@ -6,7 +6,8 @@ envelope arkgate really answers, bearer security is declared where a token is ne
 and every error status the route can give is listed. The paid routes are written here
 from each ``Endpoint``: ``x-cost-sats``, category, request schema (query parameters for
 GET), the ArkAPI envelope with ``data`` typed by the response model, examples, the
-metered rate where usage decides the price, and 400/401/402/409/429/502/504 answers.
+metered rate where usage decides the price, and 400/401/402/404/409/429/502/504 answers (and 503
+when the endpoint is unavailable on this gateway).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from arkgate.api.availability import availability_fields, unavailable_note
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime
 from arkgate.catalog.registry import Endpoint
@@ -31,14 +33,15 @@ ERROR_STATUSES: dict[str, str] = {
     "401": "Missing, unknown or invalid session token (Bearer or L402).",
     "402": "Payment required: the body says how to pay (a new session's invoice, or a top-up invoice).",
     "403": "Forbidden.",
-    "404": "Not found.",
+    "404": "Not found. On a paid call: the domain does not exist (domain_not_found) or the record asked for "
+    "is unknown; nothing was charged.",
     "409": "A request with this Idempotency-Key is still being processed.",
     "429": "Rate limited; see Retry-After.",
     "502": "The upstream service failed; the call was refunded.",
     "503": "The payment backend is unavailable; retry shortly.",
     "504": "The call ran out of time; it was refunded.",
 }
-PAID_ERRORS = ("400", "401", "402", "409", "429", "502", "504")
+PAID_ERRORS = ("400", "401", "402", "404", "409", "429", "502", "504")
 
 # Free routes whose behaviour this module knows: extra statuses and whether a token is needed.
 KNOWN_ROUTES: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {
@@ -135,7 +138,8 @@ def build_openapi(app: FastAPI, rt: Runtime, base_url: str | None) -> dict[str, 
 
 def _description(rt: Runtime) -> str:
     return (
-        f"{len(rt.catalog)} paid endpoints, each priced in sats (`x-cost-sats`). Open a prepaid session with "
+        f"{len(rt.catalog)} paid endpoints, each priced in sats (`x-cost-sats`); an operation marked "
+        "`x-available: false` cannot be called on this gateway (503, nothing charged). Open a prepaid session with "
         "`POST /v1/sessions`, pay its Lightning invoice or send sats to its Ark address, then call "
         "`/api/<id>` with `Authorization: Bearer <token>`; every call's cost is debited from the session and "
         "refunded if the call fails. A call without a usable token answers 402 with everything needed to pay "
@@ -349,6 +353,11 @@ def _paid_operation(
         "x-max-cost-sats": max_price,
         "x-category": endpoint.category,
     }
+    note = unavailable_note(endpoint, rt)
+    if note is not None:
+        operation["description"] = f"**{note}**\n\n{operation['description']}"
+        operation["x-available"] = False
+        operation["x-unavailable-reason"] = availability_fields(endpoint, rt)["unavailable_reason"]
     if endpoint.metered is not None:
         operation["x-pricing"] = {
             "type": "metered",
@@ -400,6 +409,11 @@ def _paid_operation(
         "200": {"description": f"The result, in ArkAPI's envelope. {cost_text}", "content": content},
         **{status: _error_ref(status) for status in PAID_ERRORS},
     }
+    if note is not None:
+        operation["responses"]["503"] = {
+            "description": f"{note} (error_code endpoint_unavailable)",
+            "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorEnvelope")}}},
+        }
     return operation
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from arkgate.api.availability import availability_fields
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.catalog.registry import Endpoint
@@ -59,6 +60,7 @@ def catalog_entry(endpoint: Endpoint, rt: Runtime) -> dict[str, Any]:
         "category": endpoint.category,
         "summary": endpoint.summary,
         "description": endpoint.description,
+        **availability_fields(endpoint, rt),
     }
     if endpoint.metered is not None:
         entry["pricing"] = {

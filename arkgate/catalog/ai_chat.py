@@ -24,7 +24,7 @@ from arkgate.catalog._ai.pricing import (
     typical_input_tokens,
 )
 from arkgate.catalog.context import CallContext, StreamingReply
-from arkgate.catalog.registry import Endpoint, Metered
+from arkgate.catalog.registry import Endpoint, Metered, needs_setting
 from arkgate.errors import ArkgateError, UpstreamError
 from arkgate.settings import Settings
 
@@ -283,6 +283,7 @@ ENDPOINT = Endpoint(
     request_model=ChatRequest,
     response_model=ChatResponse,
     handler=chat,
+    requires=(needs_setting("ai_base_url", "chat model backend"),),
     metered=Metered(
         reserve_sats=reserve_sats,
         rate=rate_text,

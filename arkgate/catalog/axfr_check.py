@@ -21,7 +21,7 @@ import dns.zone
 from pydantic import BaseModel, Field
 
 from arkgate.catalog._security.common import Domain, note_ai_summary
-from arkgate.catalog._security.dnsutil import query, query_many
+from arkgate.catalog._security.dnsutil import query, query_many, raise_if_missing
 from arkgate.catalog.context import CallContext
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import InputError, TargetRefusedError, UpstreamError, UpstreamTimeoutError
@@ -102,9 +102,7 @@ async def _transfer(domain: str, ns: str, address: str, port: int) -> tuple[Serv
 async def check(domain: str, ctx: CallContext) -> AxfrResponse:
     resolver = ctx.services.get(make_resolver)
     guard = ctx.services.get(get_guard)
-    ns_answer = await query(resolver, domain, "NS")
-    if ns_answer.status == "NXDOMAIN":
-        raise InputError(f"{domain} does not exist in DNS")
+    ns_answer = raise_if_missing(domain, await query(resolver, domain, "NS"))  # the shared DNS rule
     nameservers = sorted({r.value for r in ns_answer.records})
     if not nameservers:
         raise InputError(f"{domain} has no NS records of its own (is it a zone apex?)")

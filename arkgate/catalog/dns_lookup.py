@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from arkgate.catalog._security.common import DomainRequest, note_ai_summary
-from arkgate.catalog._security.dnsutil import RECORD_TYPES, SRV_SERVICES, DnsRecord, query_many
+from arkgate.catalog._security.dnsutil import RECORD_TYPES, SRV_SERVICES, DnsRecord, query_many, require_existing
 from arkgate.catalog.context import CallContext
 from arkgate.catalog.registry import Endpoint
 from arkgate.outbound.resolver import make_resolver
@@ -69,6 +69,7 @@ async def lookup(domain: str, ctx: CallContext) -> DnsLookupResponse:
 
 async def handler(request: DomainRequest, ctx: CallContext) -> DnsLookupResponse:
     note_ai_summary(request, ctx)
+    await require_existing(ctx.services.get(make_resolver), request.domain)  # the shared DNS rule
     return await lookup(request.domain, ctx)
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field
 
 from arkgate.catalog._security.common import DomainRequest, iso, note_ai_summary
-from arkgate.catalog._security.dnsutil import query
+from arkgate.catalog._security.dnsutil import query, require_existing
 from arkgate.catalog._security.headers_audit import HeadersReport, audit
 from arkgate.catalog._security.ipinfo import IpInfo, ip_info
 from arkgate.catalog._security.registration import Registration
@@ -358,6 +358,9 @@ async def _text_file(ctx: CallContext, urls: list[str]) -> tuple[str, str] | Non
 
 
 async def build(domain: str, ctx: CallContext) -> DomainIntelResponse:
+    # The shared DNS rule first: no 25-sat report of nulls for a name that does not exist, and a dead
+    # resolver is a refunded 502/504 rather than a report with every section failed.
+    await require_existing(ctx.services.get(make_resolver), domain)
     guard = ctx.services.get(get_guard)
     settings = ctx.settings
     https_root = _url("https", domain, settings.intel_https_port)

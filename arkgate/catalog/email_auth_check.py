@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pydantic import BaseModel, Field
 
 from arkgate.catalog._security.common import DomainRequest, note_ai_summary
-from arkgate.catalog._security.dnsutil import query, txt_values
+from arkgate.catalog._security.dnsutil import query, require_existing, txt_values
 from arkgate.catalog.context import CallContext
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import ArkgateError, UpstreamError, UpstreamTimeoutError
@@ -326,9 +326,13 @@ async def check(domain: str, ctx: CallContext) -> EmailAuthResponse:
     dmarc_task = asyncio.to_thread(checkdmarc.dmarc.check_dmarc, domain, nameservers=servers, timeout=timeout)
     dkim_tasks = [txt_values(resolver, f"{s}._domainkey.{domain}") for s in DKIM_SELECTORS]
     try:
-        spf_raw, dmarc_raw, mx, tlsrpt, bimi, mta_sts, *dkim_txt = await asyncio.gather(
+        # The two TXT questions checkdmarc asks too: answered through ``query``, a resolver failure for
+        # them is a refunded 502/504 instead of an SPF or DMARC "error" graded against the domain.
+        spf_raw, dmarc_raw, _, _, mx, tlsrpt, bimi, mta_sts, *dkim_txt = await asyncio.gather(
             spf_task,
             dmarc_task,
+            query(resolver, domain, "TXT"),
+            query(resolver, f"_dmarc.{domain}", "TXT"),
             query(resolver, domain, "MX"),
             txt_values(resolver, f"_smtp._tls.{domain}"),
             txt_values(resolver, f"default._bimi.{domain}"),
@@ -377,6 +381,7 @@ async def check(domain: str, ctx: CallContext) -> EmailAuthResponse:
 
 async def handler(request: DomainRequest, ctx: CallContext) -> EmailAuthResponse:
     note_ai_summary(request, ctx)
+    await require_existing(ctx.services.get(make_resolver), request.domain)  # the shared DNS rule
     return await check(request.domain, ctx)
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, field_validator
 from arkgate.catalog._ai.images import generate
 from arkgate.catalog._ai.pricing import plural_sats
 from arkgate.catalog.context import CallContext
-from arkgate.catalog.registry import Endpoint, Metered
+from arkgate.catalog.registry import Endpoint, Metered, needs_setting
 from arkgate.downloads import get_download_store
 from arkgate.settings import Settings
 
@@ -94,6 +94,7 @@ ENDPOINT = Endpoint(
     request_model=ImageGenerateRequest,
     response_model=ImageGenerateResponse,
     handler=generate_image,
+    requires=(needs_setting("image_base_url", "image generation backend"),),
     metered=Metered(
         reserve_sats=reserve_sats,
         rate=rate_text,

@@ -6,15 +6,23 @@ them by walking the package (and the ``arkgate.endpoints`` entry-point group,
 so a separately installed plugin can add endpoints). Routing, OpenAPI,
 ``/v1/catalog``, the manifests, llms.txt and MCP are all generated from it, so
 a price is written in exactly one place.
+
+Availability: an endpoint declares what it ``requires`` (a backend URL, a file, an
+importable package) as checks ``(settings) -> reason | None``. ``Catalog.evaluated``
+runs them once at start-up: an unavailable endpoint is either listed with its reason
+(and answers 503 ``endpoint_unavailable`` at no cost) or, with
+``ARKGATE_UNAVAILABLE_ENDPOINTS=hide``, left out of the catalog altogether.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
@@ -24,6 +32,8 @@ if TYPE_CHECKING:
     from arkgate.settings import Settings
 
 Handler = Callable[[Any, "CallContext"], Awaitable[Any]]
+# A start-up check: why the endpoint cannot work with these settings, or None when it can.
+Requirement = Callable[["Settings"], "str | None"]
 
 # Modules of this package that are machinery, not endpoints.
 _NOT_ENDPOINTS = frozenset({"registry", "context"})
@@ -66,6 +76,15 @@ class Endpoint:
     example: dict[str, Any] | None = None
     metered: Metered | None = None
     tags: tuple[str, ...] = field(default=())
+    requires: tuple[Requirement, ...] = field(default=())
+
+    def unavailable_reason(self, settings: Settings) -> str | None:
+        """Why this endpoint cannot work on a gateway with these settings (the first failing check), or None."""
+        for check in self.requires:
+            reason = check(settings)
+            if reason:
+                return reason
+        return None
 
     @property
     def path(self) -> str:
@@ -97,15 +116,38 @@ class Endpoint:
 
 
 class Catalog:
-    """An ordered, validated set of endpoints."""
+    """An ordered, validated set of endpoints, with the reason each unavailable one cannot be served."""
 
-    def __init__(self, endpoints: Iterable[Endpoint]) -> None:
+    def __init__(self, endpoints: Iterable[Endpoint], *, unavailable: Mapping[str, str] | None = None) -> None:
         self._by_id: dict[str, Endpoint] = {}
         for endpoint in endpoints:
             _validate(endpoint)
             if endpoint.id in self._by_id:
                 raise StartupError(f"two endpoints share the id {endpoint.id!r}")
             self._by_id[endpoint.id] = endpoint
+        self._unavailable = {k: v for k, v in (unavailable or {}).items() if k in self._by_id}
+
+    def evaluated(self, settings: Settings) -> Catalog:
+        """This catalog with every endpoint's ``requires`` checked once against ``settings``.
+
+        Unavailable endpoints are kept with their reason, or dropped when
+        ``settings.unavailable_endpoints`` is ``hide``.
+        """
+        reasons = {e.id: reason for e in self if (reason := e.unavailable_reason(settings))}
+        if settings.unavailable_endpoints == "hide":
+            return Catalog(e for e in self if e.id not in reasons)
+        return Catalog(self, unavailable=reasons)
+
+    def unavailable_reason(self, endpoint_id: str) -> str | None:
+        """Why the endpoint cannot be served on this gateway, or None when it can."""
+        return self._unavailable.get(endpoint_id)
+
+    def is_available(self, endpoint_id: str) -> bool:
+        return endpoint_id in self._by_id and endpoint_id not in self._unavailable
+
+    def available(self) -> list[Endpoint]:
+        """The endpoints that can be called, in catalog order."""
+        return [e for e in self if e.id not in self._unavailable]
 
     def __iter__(self) -> Iterator[Endpoint]:
         return iter(sorted(self._by_id.values(), key=lambda e: (e.category, e.id)))
@@ -124,6 +166,44 @@ class Catalog:
         for endpoint in self:
             grouped.setdefault(endpoint.category, []).append(endpoint)
         return grouped
+
+
+def needs_setting(name: str, what: str) -> Requirement:
+    """Unavailable while the setting ``name`` is empty; ``what`` names the missing backend for people."""
+
+    def check(settings: Settings) -> str | None:
+        if getattr(settings, name):
+            return None
+        return f"no {what} is configured (operator: set ARKGATE_{name.upper()})"
+
+    return check
+
+
+def needs_file(name: str, what: str) -> Requirement:
+    """Unavailable while the path in setting ``name`` does not exist (e.g. a browser executable)."""
+
+    def check(settings: Settings) -> str | None:
+        path: Path | None = getattr(settings, name)
+        if path is not None and path.exists():
+            return None
+        return f"{what} is not installed (operator: install it or set ARKGATE_{name.upper()})"
+
+    return check
+
+
+def needs_module(module: str, *, extra: str | None = None) -> Requirement:
+    """Unavailable while the Python package ``module`` cannot be imported (an optional dependency)."""
+
+    def check(settings: Settings) -> str | None:
+        try:
+            if importlib.util.find_spec(module) is not None:
+                return None
+        except ImportError:  # a dotted name whose parent package is missing
+            pass
+        install = f"pip install 'arkgate[{extra}]'" if extra else f"install the {module!r} package"
+        return f"the Python package {module!r} is not installed (operator: {install})"
+
+    return check
 
 
 def _validate(endpoint: Endpoint) -> None:

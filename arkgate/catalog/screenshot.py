@@ -30,7 +30,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, field_validator
 
 from arkgate.catalog.context import CallContext
-from arkgate.catalog.registry import Endpoint
+from arkgate.catalog.registry import Endpoint, needs_file, needs_module
 from arkgate.chromium import HEADLESS_ARGS
 from arkgate.downloads import get_download_store
 from arkgate.errors import (
@@ -343,6 +343,7 @@ ENDPOINT = Endpoint(
     request_model=ScreenshotRequest,
     response_model=ScreenshotResponse,
     handler=screenshot,
+    requires=(needs_module("playwright"), needs_file("chromium_path", "the Chromium browser")),
     timeout_s=60.0,
     example={"url": "https://example.com"},
 )

@@ -26,8 +26,8 @@ import dns.exception
 import dns.resolver
 import httpx
 
-from arkgate.errors import InputError, TargetRefusedError, UpstreamError, UpstreamTimeoutError
-from arkgate.outbound.resolver import make_resolver
+from arkgate.errors import DomainNotFoundError, InputError, TargetRefusedError, UpstreamError, UpstreamTimeoutError
+from arkgate.outbound.resolver import domain_not_found, make_resolver, resolver_failure
 
 if TYPE_CHECKING:
     from arkgate.settings import Settings
@@ -210,16 +210,17 @@ class OutboundGuard:
         async def one(rdtype: str) -> list[IPAddress]:
             try:
                 answer = await self._resolver.resolve(name + ".", rdtype, search=False)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            except dns.resolver.NoAnswer:
                 return []
             return [ipaddress.ip_address(r.address) for r in answer]
 
+        # The shared DNS rule (outbound/resolver.py): NXDOMAIN is a free 404, a failing resolver a 502/504.
         try:
             results = await asyncio.gather(one("A"), one("AAAA"))
-        except dns.resolver.LifetimeTimeout as exc:
-            raise UpstreamTimeoutError(f"DNS lookup of {name} timed out") from exc
-        except (dns.resolver.NoNameservers, dns.exception.DNSException) as exc:
-            raise UpstreamError(f"DNS lookup of {name} failed") from exc
+        except dns.resolver.NXDOMAIN as exc:
+            raise domain_not_found(name) from exc
+        except dns.exception.DNSException as exc:
+            raise resolver_failure(name, exc) from exc
         addresses = list(dict.fromkeys(results[0] + results[1]))
         if not addresses:
             raise InputError(f"host {name} does not resolve to any address")
@@ -286,7 +287,7 @@ class OutboundGuard:
         while True:
             try:
                 vetted = await self.vet_url(current)
-            except InputError as exc:
+            except (InputError, DomainNotFoundError) as exc:
                 if hops:  # the caller's URL was fine; the target steered somewhere unacceptable
                     raise TargetRefusedError(f"redirect refused: {exc.message}") from exc
                 raise

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from arkgate.api.availability import UNAVAILABLE_LABEL
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.api.sessions import build_bip321
 from arkgate.catalog.qr_generate import render_qr
@@ -81,12 +82,13 @@ def endpoint_view(endpoint: Endpoint, rt: Runtime) -> dict[str, Any]:
         "price": price_view(endpoint, rt),
         "example": endpoint.example or {},
         "schema": endpoint.request_model.model_json_schema(),
+        "unavailable_reason": rt.catalog.unavailable_reason(endpoint.id),
     }
 
 
 def first_call(rt: Runtime) -> dict[str, Any] | None:
     """The cheapest flat-priced endpoint with an example: what a new session should try first."""
-    candidates = [e for e in rt.catalog if e.metered is None and e.example is not None]
+    candidates = [e for e in rt.catalog.available() if e.metered is None and e.example is not None]
     if not candidates:
         return None
     preferred = [e for e in candidates if e.id == "qr-generate"]
@@ -137,14 +139,27 @@ async def index(request: Request) -> HTMLResponse:
         views = [endpoint_view(e, rt) for e in endpoints]
         groups.append({"name": name, "label": category_label(name), "endpoints": views})
         for view in views:
-            tryit[view["id"]] = {k: view[k] for k in ("method", "path", "example", "schema")}
-    return render(request, "index.html", groups=groups, tryit=tryit, endpoint_count=len(rt.catalog))
+            if view["unavailable_reason"] is None:
+                tryit[view["id"]] = {k: view[k] for k in ("method", "path", "example", "schema")}
+    return render(
+        request,
+        "index.html",
+        groups=groups,
+        tryit=tryit,
+        endpoint_count=len(rt.catalog.available()),
+        unavailable_label=UNAVAILABLE_LABEL,
+    )
 
 
 @router.get("/docs", response_class=HTMLResponse)
 async def docs(request: Request) -> HTMLResponse:
     rt = runtime(request)
-    return render(request, "docs.html", first=first_call(rt))
+    unavailable = [
+        {"id": e.id, "reason": reason} for e in rt.catalog if (reason := rt.catalog.unavailable_reason(e.id))
+    ]
+    return render(
+        request, "docs.html", first=first_call(rt), unavailable=unavailable, unavailable_label=UNAVAILABLE_LABEL
+    )
 
 
 @router.get("/fund", response_class=HTMLResponse)

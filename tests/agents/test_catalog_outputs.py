@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from pathlib import Path
 
 import httpx
 from mcp import Client
@@ -10,10 +12,20 @@ from mcp import Client
 from arkgate.api.openapi import operation_id
 from arkgate.catalog.registry import load_catalog
 
+# Every backend configured (nothing listens there): all endpoints are available, so all are priced
+# everywhere. How unavailable endpoints are shown is tested in test_availability.py.
+BACKENDS = {
+    "ai_base_url": "http://127.0.0.1:9/v1",
+    "translate_base_url": "http://127.0.0.1:9",
+    "image_base_url": "http://127.0.0.1:9/v1",
+    # Any existing file will do: no screenshot is taken, and machines without Chromium still list it.
+    "chromium_path": Path(sys.executable),
+}
+
 
 async def test_every_endpoint_has_the_same_price_in_all_six_outputs(live_gateway_factory):
     catalog = load_catalog()
-    with live_gateway_factory(catalog) as gw:
+    with live_gateway_factory(catalog, **BACKENDS) as gw:
         async with httpx.AsyncClient(base_url=gw.url, timeout=30) as http:
             openapi = (await http.get("/openapi.json")).json()
             listing = (await http.get("/v1/catalog")).json()

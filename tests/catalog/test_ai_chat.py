@@ -179,13 +179,15 @@ async def test_backend_failure_refunds_everything(
         await gw.assert_ledger_consistent()
 
 
-async def test_unconfigured_backend_is_a_refunded_502(gateway_factory: Callable[..., Any]) -> None:
+async def test_unconfigured_backend_is_unavailable_at_no_cost(gateway_factory: Callable[..., Any]) -> None:
     async with gateway_factory() as gw:
         token = await gw.new_session(sats=500)
         response = await gw.call("ai-chat", {"prompt": PROMPT}, token=token)
-        assert response.status_code == 502
-        assert "not configured" in response.json()["error"]
+        assert response.status_code == 503
+        assert response.json()["error_code"] == "endpoint_unavailable"
+        assert "ARKGATE_AI_BASE_URL" in response.json()["error"]
         assert await gw.balance(token) == 500
+        assert await calls_of(gw.client, token) == []
 
 
 async def test_unreachable_backend_is_a_refunded_502(gateway_factory: Callable[..., Any]) -> None:

@@ -67,10 +67,10 @@ async def test_ipv6_nameserver_skipped_when_only_ipv4_loopback_is_allowed(gatewa
         assert statuses == {"127.0.0.1": "refused", "::1": "skipped"}
 
 
-async def test_unknown_domain_is_400_at_no_cost(gateway_factory, nsd) -> None:
+async def test_unknown_domain_is_404_at_no_cost(gateway_factory, nsd) -> None:
     async with gateway_factory(**_settings(nsd)) as gw:
         token = await gw.new_session(100)
-        await assert_free_failure(gw, token, "axfr-check", {"domain": "missing.open.test"}, 400, "does not exist")
+        await assert_free_failure(gw, token, "axfr-check", {"domain": "missing.open.test"}, 404, "does not exist")
 
 
 async def test_bad_domains_are_400_at_no_cost(gateway_factory, nsd) -> None:

@@ -38,12 +38,12 @@ async def test_cname_is_reported(gateway_factory, nsd) -> None:
         assert data["cname"] == ["open.test"]
 
 
-async def test_missing_name_is_nxdomain_not_an_error(gateway_factory, nsd) -> None:
+async def test_missing_name_is_a_free_404(gateway_factory, nsd) -> None:
+    # The shared DNS rule (docs/endpoints-security.md); every DNS endpoint is covered in test_dns_rule.py.
     async with gateway_factory(dns_nameservers=[nsd.nameserver]) as gw:
         token = await gw.new_session(100)
-        data = await assert_paid(gw, token, "dns-lookup", {"domain": "missing.open.test"}, 3)
-        assert data["status"] == "NXDOMAIN"
-        assert data["record_count"] == 0
+        body = await assert_free_failure(gw, token, "dns-lookup", {"domain": "missing.open.test"}, 404)
+        assert body["error_code"] == "domain_not_found"
 
 
 async def test_ai_summary_flag_is_accepted_with_a_note(gateway_factory, nsd) -> None:

@@ -13,7 +13,7 @@ import ipaddress
 import pytest
 from pydantic import ValidationError
 
-from arkgate.errors import InputError, TargetRefusedError, UpstreamError, UpstreamTimeoutError
+from arkgate.errors import DomainNotFoundError, InputError, TargetRefusedError, UpstreamError, UpstreamTimeoutError
 from arkgate.outbound.guard import BLOCKED_NETWORKS, OutboundGuard, get_guard
 from arkgate.outbound.resolver import make_resolver, parse_nameserver
 from arkgate.settings import Settings
@@ -189,9 +189,9 @@ def test_unsafe_allowance_is_refused_on_mainnet() -> None:
         Settings(network="mainnet", payment_mode="barkd", unsafe_allow_private_targets=[ALLOWED])
 
 
-async def test_unresolvable_name_is_a_clear_input_error(nsd) -> None:  # type: ignore[no-untyped-def]
+async def test_a_name_that_does_not_exist_is_domain_not_found(nsd) -> None:  # type: ignore[no-untyped-def]
     guard = OutboundGuard(_settings(nsd))
-    with pytest.raises(InputError, match="does not resolve"):
+    with pytest.raises(DomainNotFoundError, match=r"nowhere\.targets\.test does not exist"):
         await guard.resolve("nowhere.targets.test")
 
 

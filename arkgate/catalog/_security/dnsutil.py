@@ -1,4 +1,10 @@
-"""DNS queries shared by dns-lookup, axfr-check, email-auth-check and domain-intel."""
+"""DNS queries shared by dns-lookup, axfr-check, email-auth-check and domain-intel.
+
+Each of them starts with ``require_existing`` (or ``raise_if_missing`` on its first
+answer), so a name that does not exist is the same free 404 ``domain_not_found``
+everywhere and a failing resolver the same refunded 502/504 (the rule lives in
+``arkgate/outbound/resolver.py``, shared with the outbound guard).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import dns.rdatatype
 import dns.resolver
 from pydantic import BaseModel, Field
 
-from arkgate.errors import UpstreamError, UpstreamTimeoutError
+from arkgate.outbound.resolver import domain_not_found, resolver_failure
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "CAA")
 # SRV lives under service labels; these are the ones worth a look on a typical domain.
@@ -85,12 +91,8 @@ async def query(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str) ->
         return Answer(status="NXDOMAIN")
     except dns.resolver.NoAnswer:
         return Answer(status="NODATA")
-    except dns.resolver.LifetimeTimeout as exc:
-        raise UpstreamTimeoutError("the DNS resolver did not answer in time") from exc
-    except dns.resolver.NoNameservers as exc:
-        raise UpstreamError("the DNS resolver failed to answer (SERVFAIL or refused)") from exc
     except dns.exception.DNSException as exc:
-        raise UpstreamError(f"DNS lookup failed: {type(exc).__name__}") from exc
+        raise resolver_failure(name, exc) from exc
     rrset = answer.rrset
     records: list[DnsRecord] = []
     if rrset is not None:
@@ -112,3 +114,15 @@ async def query_many(
 async def txt_values(resolver: dns.asyncresolver.Resolver, name: str) -> list[str]:
     answer = await query(resolver, name, "TXT")
     return [r.value for r in answer.records]
+
+
+def raise_if_missing(domain: str, answer: Answer) -> Answer:
+    """``answer`` for the caller's own ``domain``, or the free 404 when it says NXDOMAIN."""
+    if answer.status == "NXDOMAIN":
+        raise domain_not_found(domain)
+    return answer
+
+
+async def require_existing(resolver: dns.asyncresolver.Resolver, domain: str) -> Answer:
+    """Ask for the domain's SOA before any paid work: 404 if it does not exist, 502/504 if the resolver fails."""
+    return raise_if_missing(domain, await query(resolver, domain, "SOA"))

@@ -106,6 +106,13 @@ class Settings(BaseSettings):
 
     # --- per-area settings are appended below by their owners -------------------------
 
+    # --- health probes (issue 12) ---
+    ready_requires_barkd: bool = Field(
+        False,
+        description="/health/ready answers 503 while barkd is unreachable (default: barkd's state is only "
+        "reported, since funded sessions keep working without it).",
+    )
+
     # --- agents: MCP, L402, discovery (issue 6) ---
     mcp_enabled: bool = Field(True, description="Serve the MCP server (streamable HTTP) at /mcp.")
     mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(

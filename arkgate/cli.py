@@ -128,13 +128,19 @@ def run_gateway(settings: Settings, sock: socket.socket | None = None) -> None:
     _prepare_database(settings)
     configure_logging(settings.log_level, json_lines=settings.log_json)
     host, port = sock.getsockname()[:2]
-    typer.echo(
-        f"arkgate {arkgate_version()} listening on {_display_url(host, port)} "
-        f"({settings.network}, payment mode {settings.payment_mode}); Ctrl-C stops it",
-        err=True,
-    )
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # the app started and the socket accepts: say where
+                typer.echo(
+                    f"arkgate {arkgate_version()} listening on {_display_url(host, port)} "
+                    f"({settings.network}, payment mode {settings.payment_mode}); Ctrl-C stops it",
+                    err=True,
+                )
+
     config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, proxy_headers=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
 
 
 @app.command()

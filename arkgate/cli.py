@@ -274,10 +274,23 @@ _register_subcommands()
 
 def main() -> None:
     try:
-        app()
-    except KeyboardInterrupt:
+        # Not standalone: usage errors come back here and are printed as one line, like every other error.
+        result = app(standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
     except Exception as exc:
+        format_message = getattr(exc, "format_message", None)
+        exit_code = getattr(exc, "exit_code", None)
+        if callable(format_message) and isinstance(exit_code, int):
+            # click's exceptions (Typer vendors click): usage errors, bad parameters, no command given.
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(format_message(), err=True)
+            else:
+                ctx = getattr(exc, "ctx", None)
+                hint = f". Hint: {ctx.command_path} --help" if ctx is not None else ""
+                first = (str(format_message()).splitlines() or [""])[0].rstrip(".")
+                typer.echo(f"Error: {first}{hint}", err=True)
+            sys.exit(exit_code)
         if _show_tracebacks:
             raise
         first = (str(exc).splitlines() or [""])[0]
@@ -287,3 +300,4 @@ def main() -> None:
             err=True,
         )
         sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

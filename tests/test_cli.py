@@ -149,6 +149,24 @@ def test_demo_honours_its_ports_and_arkgate_sim_finds_its_simulator(tmp_path):
         assert json.loads(mined.stdout)["blocks"] == 2
 
 
+def test_arkgate_sim_finds_a_standalone_simulator(tmp_path):
+    with running(["simulator", "--port", "0"], offline_env(tmp_path), tmp_path, "token file:"):
+        url = (tmp_path / ".arkgate/simulator/simulator.url").read_text().strip()
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
+        mined = run(["sim", "mine"], offline_env(tmp_path), tmp_path)
+        assert mined.returncode == 0, mined.stderr
+        assert json.loads(mined.stdout)["blocks"] == 1
+
+
+def test_standalone_simulator_on_a_taken_port_is_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(["simulator", "--port", str(port)], offline_env(tmp_path), tmp_path)
+    assert_one_line_error(result, f"port {port}", "--port")
+
+
 def test_demo_with_a_taken_simulator_port_is_one_line(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

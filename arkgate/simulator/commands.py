@@ -71,11 +71,12 @@ def simulator(
             f"port {port} on {host} is already in use" if taken else f"cannot listen on {host}:{port}: {exc}",
             "stop what runs there or choose another with --port",
         )
+    port = sock.getsockname()[1]  # the real one when --port 0
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     url_file = state_dir / URL_FILE
     url_file.write_text(url + "\n")
-    typer.echo(f"barkd simulator ({compat}, {network}) on {url}")
-    typer.echo(f"token file: {state_dir / 'auth_token'}")
+    typer.echo(f"barkd simulator ({compat}, {network}) on {url}", err=True)
+    typer.echo(f"token file: {state_dir / 'auth_token'}", err=True)
     try:
         uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
     finally:

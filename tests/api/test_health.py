@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from arkgate.db.engine import async_url
 from tests.conftest import DEAD_END
+from tests.databases import SERVER_URLS, backends, scratch_database
 
 
 async def test_live_answers_ok_without_touching_anything(gateway):
@@ -72,3 +77,24 @@ async def test_schema_behind_the_code_makes_ready_503(gateway):
     ready = await gateway.client.get("/health/ready")
     assert ready.status_code == 503
     assert "arkgate migrate" in ready.json()["problems"][0]
+
+
+@pytest.mark.parametrize("kind", [param for param in backends() if param.values[0] != "sqlite"])
+async def test_database_dropped_on_its_server_makes_ready_503(gateway_factory, tmp_path, kind):
+    async with scratch_database(kind, str(tmp_path / "unused.sqlite3")) as url:
+        async with gateway_factory(database_url=url) as gw:
+            assert (await gw.client.get("/health/ready")).status_code == 200
+            name = url.rpartition("/")[2]
+            admin = create_async_engine(async_url(os.environ[SERVER_URLS[kind]]), isolation_level="AUTOCOMMIT")
+            async with admin.connect() as conn:
+                force = " WITH (FORCE)" if kind == "postgresql" else ""
+                await conn.execute(text(f"DROP DATABASE {name}{force}"))
+            await admin.dispose()
+            ready = await gw.client.get("/health/ready")
+            health = await gw.client.get("/health")
+    assert ready.status_code == 503
+    if kind == "postgresql":  # the server ends the connections
+        assert ready.json()["problems"] == ["database unreachable"]
+        assert health.status_code == 503 and health.json()["database"] == "unreachable"
+    else:  # MariaDB keeps them, without the tables
+        assert ready.json()["problems"][0].startswith("database schema at no revision")

@@ -1,4 +1,6 @@
 # Quick start: `make demo` (gateway + bundled barkd simulator) and `make test`.
+# Needs only python3 (3.11+), python3-venv and make: uv is taken from PATH, or installed once into a
+# private venv under .arkgate/tools (never into the system Python, which PEP 668 forbids on Debian/Ubuntu).
 SHELL := /bin/bash
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
@@ -7,28 +9,38 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 unexport PYTHONDONTWRITEBYTECODE
 PYTHON ?= python3
-UV := $(PYTHON) -m uv
+UV_VENV := .arkgate/tools/uv-venv
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(UV_VENV)/bin/uv)
+RUN := $(UV) run --frozen
+# make demo PORT=9000 SIM_PORT=3001 (ARKGATE_PORT / ARKGATE_SIM_PORT work too).
+PORT ?= $(or $(ARKGATE_PORT),8080)
+SIM_PORT ?= $(or $(ARKGATE_SIM_PORT),3000)
 
 .PHONY: install demo test lint bench clean
 
-install:
-	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --frozen
+$(UV_VENV)/bin/uv:
+	@echo "uv is not on PATH: installing it into $(UV_VENV) (a private venv)"
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+install: | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
 
 demo: install
-	$(UV) run --frozen arkgate demo
+	$(RUN) arkgate demo --port $(PORT) --simulator-port $(SIM_PORT)
 
 test: install
-	$(UV) run --frozen ruff check arkgate tests bench
-	$(UV) run --frozen pytest -q -p no:cacheprovider
+	$(RUN) ruff check arkgate tests bench
+	$(RUN) ruff format --check arkgate tests bench
+	$(RUN) pytest -q -p no:cacheprovider
 
 lint: install
-	$(UV) run --frozen ruff check arkgate tests bench
-	$(UV) run --frozen ruff format --check arkgate tests bench
+	$(RUN) ruff check arkgate tests bench
+	$(RUN) ruff format --check arkgate tests bench
 
 bench: install
-	$(UV) run --frozen python bench/paid_call.py
-	$(UV) run --frozen python bench/activation.py
+	$(RUN) python bench/paid_call.py
+	$(RUN) python bench/activation.py
 
 clean:
 	rm -rf .arkgate .venv .pytest_cache

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from arkgate.api import metering, public, sessions
+from arkgate.api import health, metering, public, sessions
 from arkgate.api.envelope import install_error_handlers
 from arkgate.api.metrics import Metrics
 from arkgate.api.ratelimit import RateLimits
@@ -103,6 +103,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     )
     app.state.runtime = rt
     install_error_handlers(app)
+    app.include_router(health.router)
     app.include_router(public.router)
     app.include_router(sessions.router)
     for endpoint in rt.catalog:

@@ -7,9 +7,13 @@ endpoint is called and its JSON printed. ``--token`` reuses a funded session ins
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import mimetypes
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import httpx
 import segno
@@ -44,6 +48,9 @@ def call(
     token: str | None = typer.Option(None, "--token", envvar="ARKGATE_TOKEN", help="Use this funded session."),
     amount: int = typer.Option(0, "--amount", help="Session size in sats (default: the gateway's, or the price)."),
     wait: float = typer.Option(900.0, "--wait", help="Seconds to wait for the payment."),
+    save_dir: Path = typer.Option(
+        Path("."), "--save-dir", help="Where images and other base64 results are saved (their paths are printed)."
+    ),
 ) -> None:
     """Call a paid endpoint, creating and funding a session first when no --token is given."""
     try:
@@ -64,21 +71,98 @@ def call(
                 _err(f"Funded: {balance} sats.")
             result = client.call(endpoint, payload)
         except PaymentRequired as exc:
-            _err(f"Payment required: {exc.body.get('error') if isinstance(exc.body, dict) else exc.body}")
-            if exc.payment:
-                _err(json.dumps(exc.payment, indent=2))
-            raise typer.Exit(2) from None
+            _fail(
+                f"payment required: {_message(exc)}",
+                "top the session up (POST /v1/sessions/topup) or leave out --token to open a new one",
+                code=2,
+            )
         except ArkgateAPIError as exc:
-            _err(str(exc))
-            typer.echo(json.dumps(exc.body, indent=2, ensure_ascii=False))
-            raise typer.Exit(1) from None
+            cost = exc.body.get("cost_sats", 0) if isinstance(exc.body, dict) else 0
+            _fail(f"HTTP {exc.status}: {_message(exc)} (charged {cost} sats)", _api_hint(exc.status))
         except httpx.HTTPError as exc:
-            _err(f"cannot reach the gateway at {url}: {exc}")
-            raise typer.Exit(1) from None
+            reason = "connection refused" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
+            _fail(
+                f"cannot reach the gateway at {url}: {reason}",
+                "start it (make demo, arkgate serve) or set --url / ARKGATE_URL",
+            )
         except FundingTimeout as exc:
-            _err(f"{exc}; the session token above stays valid: retry with --token")
-            raise typer.Exit(3) from None
+            _fail(str(exc), "the session token above stays valid: retry with --token", code=3)
+    for path, size, mime in save_binaries(result, endpoint, save_dir):
+        _err(f"saved {path} ({size} bytes, {mime})")
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+def _fail(message: str, hint: str, *, code: int = 1) -> NoReturn:
+    _err(f"Error: {message}. Hint: {hint}")
+    raise typer.Exit(code)
+
+
+def _message(exc: ArkgateAPIError) -> str:
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    return str(error or exc.body)
+
+
+def _api_hint(status: int) -> str:
+    return {
+        400: "check --json against the endpoint's fields (GET /openapi.json)",
+        401: "the token is unknown or expired: leave out --token to open a new session",
+        404: "see GET /v1/catalog for endpoint ids",
+        429: "slow down and retry",
+    }.get(status, "retry later; a failed call is refunded")
+
+
+_MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"), (b"GIF8", "image/gif"), (b"%PDF", "application/pdf"))
+
+
+def save_binaries(result: Any, endpoint: str, directory: Path) -> list[tuple[Path, int, str]]:
+    """Write every base64 value of ``result`` (``*base64`` fields, data: URIs) to a file in ``directory``
+    and put the file's path in its place, so a terminal never shows a page of base64."""
+    saved: dict[bytes, Path] = {}
+    report: list[tuple[Path, int, str]] = []
+
+    def decode(key: str, value: str, siblings: dict[str, Any]) -> tuple[bytes, str] | None:
+        mime = str(siblings.get("mime_type") or "")
+        if value.startswith("data:") and ";base64," in value:
+            mime, _, value = value[5:].partition(";base64,")
+        elif not key.endswith(("base64", "b64", "b64_json")):
+            return None
+        try:
+            blob = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if not mime:
+            mime = next((kind for magic, kind in _MAGIC if blob.startswith(magic)), "application/octet-stream")
+        return blob, mime
+
+    def store(blob: bytes, mime: str) -> Path:
+        if blob in saved:
+            return saved[blob]
+        extension = mimetypes.guess_extension(mime) or ".bin"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{endpoint}{extension}"
+        number = 1
+        while path.exists():
+            number += 1
+            path = directory / f"{endpoint}-{number}{extension}"
+        path.write_bytes(blob)
+        saved[blob] = path
+        report.append((path, len(blob), mime))
+        return path
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                found = decode(key, value, node) if isinstance(value, str) else None
+                if found is not None:
+                    node[key] = f"saved to {store(*found)}"
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(result)
+    return report
 
 
 def _default_size(client: ArkgateClient) -> int:

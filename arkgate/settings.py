@@ -12,14 +12,76 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+import limits
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 Network = Literal["bitcoin", "mainnet", "signet", "testnet", "regtest"]
+
+# Settings holding an http(s) base URL (empty = feature off, where the default is empty).
+_HTTP_URL_SETTINGS = (
+    "public_url",
+    "simulator_url",
+    "barkd_url",
+    "webhook_url",
+    "rdap_bootstrap_url",
+    "rdap_base_url",
+    "ai_base_url",
+    "translate_base_url",
+    "image_base_url",
+    "coingecko_url",
+    "kraken_url",
+    "mempool_url",
+    "open_meteo_geocoding_url",
+    "open_meteo_forecast_url",
+    "esplora_url",
+    "nvd_url",
+    "polymarket_gamma_url",
+)
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}\.?")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_http_url(value: str) -> None:
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+    if port == 0:
+        raise ValueError(f"{value!r} has port 0")
+
+
+def _check_nameserver(entry: str) -> None:
+    """IP, IP:port or [IPv6]:port, as ``outbound.resolver.parse_nameserver`` reads them."""
+    text = entry.strip()
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            host = ""
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    valid_port = not port_text or (port_text.isdigit() and 0 < int(port_text) < 65536)
+    if not _is_ip(host) or not valid_port:
+        raise ValueError(f"{entry!r} is not IP[:port] (e.g. 127.0.0.1:53 or [::1]:53; names are not allowed)")
 
 
 class Settings(BaseSettings):
@@ -105,6 +167,13 @@ class Settings(BaseSettings):
     )
 
     # --- per-area settings are appended below by their owners -------------------------
+
+    # --- health probes (issue 12) ---
+    ready_requires_barkd: bool = Field(
+        False,
+        description="/health/ready answers 503 while barkd is unreachable (default: barkd's state is only "
+        "reported, since funded sessions keep working without it).",
+    )
 
     # --- agents: MCP, L402, discovery (issue 6) ---
     mcp_enabled: bool = Field(True, description="Serve the MCP server (streamable HTTP) at /mcp.")
@@ -430,6 +499,83 @@ class Settings(BaseSettings):
             raise ValueError("unsafe_allow_private_targets is refused on mainnet")
         return self
 
+    # --- start-up validation of addresses, URLs, lists and ports (issue 12) ------------------
+    # A bad value stops start-up with a message naming the setting, instead of failing every request
+    # that later uses it.
+    @field_validator("host")
+    @classmethod
+    def _valid_bind_host(cls, value: str) -> str:
+        if not _is_ip(value) and not _HOSTNAME.fullmatch(value):
+            raise ValueError(f"{value!r} is neither an IP address nor a host name")
+        return value
+
+    @field_validator("whois_server")
+    @classmethod
+    def _valid_whois_host(cls, value: str) -> str:
+        if value and not _is_ip(value) and not _HOSTNAME.fullmatch(value):
+            raise ValueError(f"{value!r} is neither an IP address nor a host name")
+        return value
+
+    @field_validator("dns_nameservers")
+    @classmethod
+    def _valid_nameservers(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            _check_nameserver(entry)
+        return value
+
+    @field_validator(*_HTTP_URL_SETTINGS)
+    @classmethod
+    def _valid_http_url(cls, value: str) -> str:
+        if value:
+            _check_http_url(value)
+        return value
+
+    @field_validator("news_feeds")
+    @classmethod
+    def _valid_feed_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            _check_http_url(url)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: str) -> str:
+        scheme = value.partition("://")[0].split("+", 1)[0].lower() if "://" in value else ""
+        if value and scheme not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
+            raise ValueError("expected sqlite:///path, postgresql://... or mysql://...")
+        return value
+
+    @field_validator("rate_limit_sessions", "rate_limit_calls", "rate_limit_calls_ip")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate such as '20/minute' or '5 per second'") from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _valid_rate_limit_storage(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(f"{value!r} is not a storage URL such as memory:// or redis://127.0.0.1:6379/0")
+        return value
+
+    @field_validator("outbound_allowed_ports", "ssl_check_ports")
+    @classmethod
+    def _valid_ports(cls, value: list[int]) -> list[int]:
+        bad = [port for port in value if not 0 < port < 65536]
+        if bad:
+            raise ValueError(f"{bad} are not TCP ports (1-65535)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _valid_log_level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error", "critical"):
+            raise ValueError(f"{value!r} is not one of debug, info, warning, error, critical")
+        return value.lower()
+
     # --- derived values -------------------------------------------------------------------
     @property
     def is_mainnet(self) -> bool:
@@ -450,6 +596,24 @@ class Settings(BaseSettings):
         if self.barkd_token_file is not None and self.barkd_token_file.exists():
             return self.barkd_token_file.read_text().strip()
         return None
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line per bad setting, named as the operator sets it: ``ARKGATE_PORT: ... (got 'x')``."""
+    lines = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = Settings.model_fields.get(name)
+        if field is None:
+            lines.append(message)
+            continue
+        secret = "Secret" in str(field.annotation)
+        value = error.get("input")
+        plain = isinstance(value, str | int) and not secret and repr(value) not in message
+        shown = f" (got {value!r})" if plain else ""
+        lines.append(f"ARKGATE_{name.upper()}: {message}{shown}")
+    return "; ".join(lines)
 
 
 class _TomlSource(PydanticBaseSettingsSource):

@@ -24,7 +24,7 @@ def unmetered() -> FastAPI:
     """The same handler and envelope, with no token, no ledger and no rate limit: the baseline."""
     app = FastAPI()
 
-    @app.get("/health")
+    @app.get("/health/live")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -199,3 +199,30 @@ async def wait_for(
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s} s; last value: {last!r}")
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    """A skip's reason, with the variants of one missing tool folded together."""
+    longrepr = report.longrepr
+    reason = str(longrepr[2] if isinstance(longrepr, tuple) else longrepr).removeprefix("Skipped: ")
+    for tool in ("chromium", "nsd"):
+        if tool in reason.lower():
+            return f"{tool} not installed"
+    return reason
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The last line of a run says what did not run and why, so a green run without nsd or chromium is
+    not mistaken for the full suite (README: "Run the full suite")."""
+    terminalreporter = config.pluginmanager.get_plugin("terminalreporter")
+    if terminalreporter is None or not hasattr(terminalreporter, "stats"):
+        return
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = _skip_reason(report)
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        terminalreporter.write_line("skipped: none")
+        return
+    detail = ", ".join(f"{reason}: {count}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    terminalreporter.write_line(f"skipped: {sum(reasons.values())} ({detail})", yellow=True)

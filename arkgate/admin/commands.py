@@ -23,9 +23,11 @@ FeeRate = Annotated[int | None, typer.Option("--fee-rate", help="Fee rate in sat
 Vtxos = Annotated[list[str] | None, typer.Option("--vtxo", help="A VTXO id (repeatable).")]
 
 
-def _call(url: str, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _call(
+    url: str, token: str, method: str, path: str, body: dict[str, Any] | None = None, *, show: bool = True
+) -> Any:
     if not token:
-        typer.echo("Error: no admin token: pass --token or set ARKGATE_ADMIN_TOKEN", err=True)
+        typer.echo("Error: no admin token. Hint: pass --token or set ARKGATE_ADMIN_TOKEN", err=True)
         raise typer.Exit(2)
     try:
         response = httpx.request(
@@ -36,7 +38,11 @@ def _call(url: str, token: str, method: str, path: str, body: dict[str, Any] | N
             timeout=60,
         )
     except httpx.HTTPError as exc:
-        typer.echo(f"Error: cannot reach the gateway at {url}: {type(exc).__name__}", err=True)
+        reason = "connection refused" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
+        typer.echo(
+            f"Error: cannot reach the gateway at {url}: {reason}. Hint: start it or set --url / ARKGATE_URL",
+            err=True,
+        )
         raise typer.Exit(1) from None
     try:
         payload = response.json()
@@ -46,14 +52,77 @@ def _call(url: str, token: str, method: str, path: str, body: dict[str, Any] | N
         message = payload.get("error") if isinstance(payload, dict) else payload
         typer.echo(f"Error ({response.status_code}): {message}", err=True)
         raise typer.Exit(1)
-    typer.echo(json.dumps(payload, indent=2, sort_keys=True))
+    if show:
+        typer.echo(json.dumps(payload, indent=2, sort_keys=True))
     return payload
 
 
 @admin_app.command()
-def overview(url: Url = DEFAULT_URL, token: Token = "") -> None:
+def overview(
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw overview document (JSON).")] = False,
+) -> None:
     """Revenue, liabilities against the wallet, solvency, usage and funding."""
-    _call(url, token, "GET", "overview")
+    document = _call(url, token, "GET", "overview", show=as_json)
+    if not as_json:
+        typer.echo(summarize_overview(document))
+
+
+def _sats(value: Any) -> str:
+    return "unknown" if value is None else f"{int(value):,} sats"
+
+
+def summarize_overview(doc: dict[str, Any]) -> str:
+    """The overview as a dozen lines a person reads at a glance (``--json`` has everything)."""
+    revenue = doc.get("revenue") or {}
+    lines = [
+        f"arkgate overview: {doc.get('network')}, payment mode {doc.get('payment_mode')}, at {doc.get('generated_at')}",
+        f"  revenue      today {_sats(revenue.get('today_sats'))}, 7 days {_sats(revenue.get('last_7d_sats'))}, "
+        f"all time {_sats(revenue.get('all_time_sats'))}",
+        f"  owed         {_sats(doc.get('liabilities_sats'))} (unspent session balances)",
+    ]
+    if doc.get("wallet_error"):
+        lines.append(f"  wallet       unavailable: {doc['wallet_error']}")
+    elif doc.get("wallet") is None:
+        lines.append("  wallet       none (free mode: nothing real is owed)")
+    else:
+        verdict = "solvent" if doc.get("solvent") else "NOT SOLVENT"
+        low = "; below the alert margin" if doc.get("solvency_low") else ""
+        lines.append(
+            f"  wallet       assets {_sats(doc.get('assets_sats'))}, surplus {_sats(doc.get('surplus_sats'))}: "
+            f"{verdict}{low}"
+        )
+    sessions = doc.get("sessions") or {}
+    lines.append(
+        "  sessions     "
+        + (
+            ", ".join(
+                f"{status} {item['count']} ({_sats(item['balance_sats'])})" for status, item in sorted(sessions.items())
+            )
+            or "none"
+        )
+    )
+    funding = doc.get("funding") or {}
+    lines.append(
+        "  funding      "
+        + (
+            ", ".join(
+                f"{rail} {item['count']} ({_sats(item['amount_sats'])})" for rail, item in sorted(funding.items())
+            )
+            or "none"
+        )
+        + f"; receive fees {_sats(doc.get('receive_fees_sats') or 0)}"
+    )
+    endpoints = doc.get("endpoints") or []
+    top = ", ".join(f"{item['endpoint']} {item['calls']} calls ({_sats(item['sats'])})" for item in endpoints[:5])
+    more = f" and {len(endpoints) - 5} more" if len(endpoints) > 5 else ""
+    lines.append(f"  endpoints    {top or 'no calls yet'}{more}")
+    attention = doc.get("attention") or {}
+    orphans, late = attention.get("orphan_payments", 0), attention.get("late_payments", 0)
+    flag = "  <- look at these (--json lists them)" if orphans or late else ""
+    lines.append(f"  attention    orphan payments {orphans}, late payments {late}{flag}")
+    return "\n".join(lines)
 
 
 @admin_app.command()

@@ -28,6 +28,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Tool as MCPTool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from arkgate.api.challenge import client_ip, session_of
 from arkgate.api.envelope import error_response
@@ -353,14 +354,17 @@ def install(app: FastAPI, rt: Runtime) -> None:
     server = GatewayMCP(rt, app)
     settings = rt.settings
     asgi = server.streamable_http_app(
-        streamable_http_path="/",
+        streamable_http_path="/mcp",
         stateless_http=True,
         json_response=True,
         transport_security=TransportSecuritySettings(
             allowed_hosts=list(settings.mcp_allowed_hosts), allowed_origins=list(settings.mcp_allowed_origins)
         ),
     )
-    app.mount("/mcp", asgi)
+    # Plain routes, not a mount: a mount answers POST /mcp with a 307 to /mcp/ whose Location is
+    # http:// behind a TLS proxy. Both spellings reach the same handler.
+    handler = next(route.endpoint for route in asgi.routes if isinstance(route, Route) and route.path == "/mcp")
+    app.router.routes.extend([Route("/mcp", handler), Route("/mcp/", handler)])
     rt.extras["mcp"] = server
     rt.extras["startup_hooks"].append(lambda rt: _run_session_manager(server, rt))
 

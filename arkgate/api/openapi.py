@@ -241,7 +241,7 @@ def _make_honest(method: str, path: str, operation: dict[str, Any], rt: Runtime)
     if needs_token:
         operation["security"] = [{"BearerAuth": []}]
     if (method, path) == ("get", "/health"):
-        degraded: dict[str, Any] = {"description": "Degraded: the database or barkd is unreachable."}
+        degraded: dict[str, Any] = {"description": "The database is unreachable (barkd unreachable: 200, degraded)."}
         if "content" in responses.get("200", {}):
             degraded["content"] = responses["200"]["content"]
         responses.setdefault("503", degraded)

@@ -40,8 +40,11 @@ async def health(request: Request) -> Response:
         if rt.watcher is not None:
             barkd["watcher"] = rt.watcher.mode
         checks["barkd"] = barkd
+    # The overall status is "ok" only when everything answers: the database (else 503) and barkd (a
+    # gateway without barkd still serves funded sessions, so 200 but "degraded").
+    barkd_down = isinstance(checks.get("barkd"), dict) and not checks["barkd"]["reachable"]
     body = {
-        "status": "ok" if healthy else "degraded",
+        "status": "ok" if healthy and not barkd_down else "degraded",
         "network": rt.settings.network,
         "payment_mode": rt.settings.payment_mode,
         "endpoints": len(rt.catalog),

@@ -185,6 +185,15 @@ class BarkdClient:
             return False
         return response.status_code == 200
 
+    async def version(self) -> str | None:
+        """barkd's version from the API document it serves (``info.version``), None when it serves none."""
+        try:
+            response = await self._http.get("/api-docs/openapi.json", timeout=3)
+            version = response.json()["info"]["version"] if response.status_code == 200 else None
+        except (httpx.TransportError, OSError, ValueError, KeyError, TypeError):
+            return None
+        return version if isinstance(version, str) else None
+
     async def wallet_fingerprint(self) -> str | None:
         body = await self.request("GET", "/api/v1/wallet")
         return body.get("fingerprint") if isinstance(body, dict) else None

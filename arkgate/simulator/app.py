@@ -213,6 +213,12 @@ class SimulatorApp:
 
         r.add("GET", "/ping", ping, auth=False)
 
+        async def api_docs(request: Request) -> Response:
+            # barkd serves its OpenAPI document without a token; clients read the version from it.
+            return json_response({"openapi": "3.1.0", "info": {"title": "barkd REST API", "version": cfg.compat}})
+
+        r.add("GET", "/api-docs/openapi.json", api_docs, auth=False)
+
         def add(method: str, path: str, auth: bool = True):  # type: ignore[no-untyped-def]
             def register(fn):  # type: ignore[no-untyped-def]
                 r.add(method, V1 + path, fn, auth=auth)

@@ -29,12 +29,21 @@ def test_admin_commands_talk_to_the_admin_api(make_settings, simulator):
     )
     with live_server(settings) as server:
         env = {"ARKGATE_URL": server.url, "ARKGATE_ADMIN_TOKEN": ADMIN_TOKEN}
-        result = invoke(["overview"], env)
+        result = invoke(["overview", "--json"], env)
         assert result.exit_code == 0, result.output
         overview = json.loads(result.stdout)
         assert overview["liabilities_sats"] == 0
         assert overview["wallet"]["spendable_sat"] == 0
         assert overview["solvent"] is True
+
+        result = invoke(["overview"], env)
+        assert result.exit_code == 0, result.output
+        summary = result.stdout.splitlines()
+        assert summary[0].startswith("arkgate overview: signet, payment mode barkd")
+        assert "  owed         0 sats (unspent session balances)" in summary
+        assert any(line.startswith("  wallet       assets 0 sats, surplus 0 sats: solvent") for line in summary)
+        assert "  endpoints    no calls yet" in summary
+        assert len(summary) < 15
 
         result = invoke(["health", "--url", server.url, "--token", ADMIN_TOKEN])
         assert result.exit_code == 0, result.output

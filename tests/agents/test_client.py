@@ -45,7 +45,7 @@ def test_client_creates_a_session_waits_and_calls_post_and_get_endpoints(live_ga
 
 
 def test_arkgate_call_shows_the_invoice_waits_for_payment_and_prints_the_result(
-    live_gateway_factory, paid_settings, simulator
+    live_gateway_factory, paid_settings, simulator, tmp_path
 ):
     settings = paid_settings(default_session_sats=40)
     with live_gateway_factory(offline_catalog("qr-generate"), **settings.model_dump()) as gw:
@@ -62,7 +62,13 @@ def test_arkgate_call_shows_the_invoice_waits_for_payment_and_prints_the_result(
             "--wait",
             "60",
         ]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,  # images land here
+        )
         try:
             seen: list[str] = []
             invoice = None
@@ -88,7 +94,7 @@ def test_arkgate_call_shows_the_invoice_waits_for_payment_and_prints_the_result(
     assert result["success"] is True and result["cost_sats"] == 2 and result["balance_remaining"] == 38
 
 
-def test_arkgate_call_with_a_token_and_bad_json(live_gateway_factory):
+def test_arkgate_call_with_a_token_and_bad_json(live_gateway_factory, tmp_path):
     from typer.testing import CliRunner
 
     from arkgate.cli import app
@@ -96,7 +102,21 @@ def test_arkgate_call_with_a_token_and_bad_json(live_gateway_factory):
     with live_gateway_factory(offline_catalog("qr-generate")) as gw:
         token = gw.create_session(10)["token"]
         runner = CliRunner()
-        ok = runner.invoke(app, ["call", "qr-generate", "--json", '{"data": "x"}', "--url", gw.url, "--token", token])
+        ok = runner.invoke(
+            app,
+            [
+                "call",
+                "qr-generate",
+                "--json",
+                '{"data": "x"}',
+                "--url",
+                gw.url,
+                "--token",
+                token,
+                "--save-dir",
+                tmp_path,
+            ],
+        )
         assert ok.exit_code == 0, ok.output
         assert json.loads(ok.stdout)["balance_remaining"] == 8
         bad = runner.invoke(app, ["call", "qr-generate", "--json", "{nope", "--url", gw.url, "--token", token])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -150,3 +151,21 @@ async def test_a_get_endpoint_tool_sends_its_arguments_as_the_query(live_gateway
             assert gw.balance(token) == 4
     finally:
         prices.stop()
+
+
+async def test_post_mcp_without_slash_answers_without_a_redirect(live_gateway_factory):
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    headers = {"Accept": "application/json, text/event-stream"}
+    with live_gateway_factory(offline_catalog("qr-generate")) as gw:
+        async with httpx.AsyncClient(follow_redirects=False, timeout=30) as http:
+            for path in ("/mcp", "/mcp/"):
+                response = await http.post(f"{gw.url}{path}", json=initialize, headers=headers)
+                assert response.status_code == 200, (path, response.status_code, response.headers.get("location"))
+                assert response.json()["result"]["serverInfo"]["name"]
+        async with Client(f"{gw.url}/mcp") as client:
+            assert "qr_generate" in {tool.name for tool in (await client.list_tools()).tools}

@@ -14,7 +14,11 @@ def storages() -> list:
     redis_url = os.environ.get("ARKGATE_TEST_REDIS_URL")
     return [
         pytest.param("memory://", id="memory"),
-        pytest.param(redis_url or "", id="redis", marks=[] if redis_url else [pytest.mark.skip(reason="no redis")]),
+        pytest.param(
+            redis_url or "",
+            id="redis",
+            marks=[] if redis_url else [pytest.mark.skip(reason="ARKGATE_TEST_REDIS_URL not set")],
+        ),
     ]
 
 

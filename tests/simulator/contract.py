@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 from jsonschema import Draft202012Validator
 
-_CANDIDATES = (
-    os.environ.get("BARKD_OPENAPI", ""),
-    # The team's shared folder sits beside the checkout (locally and in CI).
-    str(Path(__file__).resolve().parents[3] / "shared" / "barkd" / "openapi-0.6.0.json"),
-)
+# barkd's own API description (MIT, by Second), vendored with its licence.
+SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "barkd" / "openapi-0.6.0.json"
 
 
 def load_spec() -> dict[str, Any]:
-    for candidate in _CANDIDATES:
-        if candidate and Path(candidate).is_file():
-            spec: dict[str, Any] = json.loads(Path(candidate).read_text())
-            return spec
-    raise FileNotFoundError("openapi-0.6.0.json not found; set BARKD_OPENAPI")
+    spec: dict[str, Any] = json.loads(SPEC.read_text())
+    return spec
 
 
 class ContractClient:

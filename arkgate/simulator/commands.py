@@ -20,7 +20,7 @@ def simulator(
     port: int = 3000,
     state_dir: Path = DEFAULT_STATE_DIR,
     network: str = "signet",
-    compat: str = "0.6.0",
+    compat: str = "0.8.0",
     no_auth: bool = False,
 ) -> None:
     """Run the bundled barkd simulator (one merchant wallet) until interrupted."""

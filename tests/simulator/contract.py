@@ -1,28 +1,20 @@
-"""Validate simulator responses against barkd's OpenAPI 0.6.0 document."""
+"""Validate simulator responses against barkd's OpenAPI documents (0.6.0 and 0.8.0, in tests/fixtures/barkd)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 from jsonschema import Draft202012Validator
 
-_CANDIDATES = (
-    os.environ.get("BARKD_OPENAPI", ""),
-    # The team's shared folder sits beside the checkout (locally and in CI).
-    str(Path(__file__).resolve().parents[3] / "shared" / "barkd" / "openapi-0.6.0.json"),
-)
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "barkd"
 
 
-def load_spec() -> dict[str, Any]:
-    for candidate in _CANDIDATES:
-        if candidate and Path(candidate).is_file():
-            spec: dict[str, Any] = json.loads(Path(candidate).read_text())
-            return spec
-    raise FileNotFoundError("openapi-0.6.0.json not found; set BARKD_OPENAPI")
+def load_spec(version: str = "0.6.0") -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads((FIXTURES / f"openapi-{version}.json").read_text())
+    return spec
 
 
 class ContractClient:

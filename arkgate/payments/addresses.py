@@ -15,6 +15,7 @@ per IP) could hide a later paid one. Two rules keep it short:
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -122,7 +123,8 @@ class AddressBook:
 
     async def note_refresh(self, reference: str) -> None:
         """A refresh output key: used as soon as the round goes through."""
-        await self._record("refresh", reference, used=True)
+        # A random suffix: round ids restart when barkd's wallet is recreated.
+        await self._record("refresh", f"{reference}:{secrets.token_hex(4)}", used=True)
 
     # --- the gap --------------------------------------------------------------------------
     async def report(self) -> GapReport:

@@ -336,3 +336,6 @@ async def test_sweep_to_a_lightning_invoice_pays_it_only_when_the_surplus_covers
         assert paid["plan"]["amount_sats"] == 2000
         assert paid["spendable_after_sats"] >= 2500  # liabilities stay covered
         assert len(paid["reference"]["payment_hash"]) == 64
+        # barkd 0.8 is told how long to keep retrying the operator's send; 0.6 never sees the field.
+        retry = simulator.state()["last_send_request"]["retry_for_secs"]
+        assert retry == (60 if BARKD_COMPAT == "0.8.0" else None)

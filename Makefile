@@ -21,6 +21,8 @@ demo: install
 test: install
 	$(UV) run --frozen ruff check arkgate tests bench
 	$(UV) run --frozen pytest -q -p no:cacheprovider
+	# The payments and admin suites again against the simulator speaking barkd 0.6 (0.8 is the default).
+	ARKGATE_TEST_BARKD_COMPAT=0.6.0 $(UV) run --frozen pytest -q -p no:cacheprovider tests/payments tests/admin
 
 lint: install
 	$(UV) run --frozen ruff check arkgate tests bench

@@ -164,3 +164,7 @@ wallet_keys = Table(
     Column("used", Boolean, nullable=False, default=False),
     Column("created_at", Instant, nullable=False),
 )
+
+# The address book asks "did this address or invoice receive a payment?" for a few keys at a time.
+Index("ix_payments_ark_address", payments.c.ark_address)
+Index("ix_payments_payment_hash", payments.c.payment_hash)

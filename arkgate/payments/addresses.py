@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkgate.db import tables as t
@@ -58,6 +58,7 @@ class AddressBook:
         self.gap_limit = gap_limit
         self._lock = asyncio.Lock()
         self._keeper_failed_at: float | None = None
+        self._last_used_id = 0
 
     # --- allocation ---------------------------------------------------------------------
     async def fresh_address(self) -> str:
@@ -88,10 +89,11 @@ class AddressBook:
             if free is None:
                 if total >= self.pool_size:
                     return None
-                async with self._lock:
-                    await self.close_gap()
-                    address = await self.barkd.next_address()
-                    await self._record("address", address, pooled=True)
+                async with self._lock:  # concurrent challenges must not grow the pool past its size
+                    if await self._pooled_count() < self.pool_size:
+                        await self.close_gap()
+                        address = await self.barkd.next_address()
+                        await self._record("address", address, pooled=True)
                 continue
             async with self.database.write() as conn:
                 claimed = await conn.execute(
@@ -129,7 +131,7 @@ class AddressBook:
     # --- the gap --------------------------------------------------------------------------
     async def report(self) -> GapReport:
         async with self.database.read() as conn:
-            gap = await _gap(conn)
+            gap, self._last_used_id = await _gap(conn, self._last_used_id)
             pooled_total = int(
                 (
                     await conn.execute(select(func.count()).select_from(t.wallet_keys).where(_pooled_unpaid()))
@@ -151,7 +153,7 @@ class AddressBook:
     async def close_gap(self) -> bool:
         """Refresh one small VTXO when the next key would reach the gap limit; True if it did."""
         async with self.database.read() as conn:
-            gap = await _gap(conn)
+            gap, self._last_used_id = await _gap(conn, self._last_used_id)
         if gap < self.gap_limit - 1:
             return False
         now = time.monotonic()
@@ -182,6 +184,11 @@ class AddressBook:
         return True
 
     # --- internals -------------------------------------------------------------------------
+    async def _pooled_count(self) -> int:
+        async with self.database.read() as conn:
+            query = select(func.count()).select_from(t.wallet_keys).where(_pooled_unpaid())
+            return int((await conn.execute(query)).scalar_one())
+
     async def _record(self, kind: str, value: str, *, pooled: bool = False, used: bool = False) -> None:
         async with self.database.write() as conn:
             await conn.execute(
@@ -212,23 +219,26 @@ class AddressBook:
 
 
 def _used() -> ColumnElement[bool]:
-    """A key holds money: a refresh output, or an address or invoice the ledger has a payment for."""
-    paid_addresses = select(t.payments.c.ark_address).where(t.payments.c.ark_address.is_not(None))
-    paid_hashes = select(t.payments.c.payment_hash).where(t.payments.c.payment_hash.is_not(None))
-    return or_(
-        t.wallet_keys.c.used.is_(True),
-        t.wallet_keys.c.value.in_(paid_addresses),
-        t.wallet_keys.c.value.in_(paid_hashes),
-    )
+    """A key holds money: a refresh output, or an address or invoice the ledger has a payment for.
+
+    Correlated look-ups on the payments indexes, so the cost follows the few keys examined.
+    """
+    paid_address = exists().where(t.payments.c.ark_address == t.wallet_keys.c.value)
+    paid_invoice = exists().where(t.payments.c.payment_hash == t.wallet_keys.c.value)
+    return or_(t.wallet_keys.c.used.is_(True), paid_address, paid_invoice)
 
 
 def _pooled_unpaid() -> ColumnElement[bool]:
     return and_(t.wallet_keys.c.pooled.is_(True), not_(_used()))
 
 
-async def _gap(conn: AsyncConnection) -> int:
-    last_used = (await conn.execute(select(func.max(t.wallet_keys.c.id)).where(_used()))).scalar()
-    query = select(func.count()).select_from(t.wallet_keys)
-    if last_used is not None:
-        query = query.where(t.wallet_keys.c.id > last_used)
-    return int((await conn.execute(query)).scalar_one())
+async def _gap(conn: AsyncConnection, since_id: int) -> tuple[int, int]:
+    """(keys after the last used one, that key's id); only keys after ``since_id`` are examined.
+
+    A used key stays used, so the caller keeps the last used id and passes it back.
+    """
+    newer = t.wallet_keys.c.id > since_id
+    last = (await conn.execute(select(func.max(t.wallet_keys.c.id)).where(newer, _used()))).scalar()
+    last_used = since_id if last is None else int(last)
+    query = select(func.count()).select_from(t.wallet_keys).where(t.wallet_keys.c.id > last_used)
+    return int((await conn.execute(query)).scalar_one()), last_used

@@ -37,9 +37,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("wallet_keys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_wallet_keys_session_id"), ["session_id"], unique=False)
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.create_index("ix_payments_ark_address", ["ark_address"], unique=False)
+        batch_op.create_index("ix_payments_payment_hash", ["payment_hash"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index("ix_payments_payment_hash")
+        batch_op.drop_index("ix_payments_ark_address")
     with op.batch_alter_table("wallet_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_wallet_keys_session_id"))
     op.drop_table("wallet_keys")

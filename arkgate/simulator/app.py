@@ -762,6 +762,7 @@ class SimulatorApp:
             "destination": body["destination"],
             "amount_sat": body["amount_sat"],
             "retry_for_secs": body.get("retry_for_secs") if self.config.v08 else None,
+            "fields": sorted(key for key, value in body.items() if value is not None),
         }
 
     def _ark_info(self) -> dict[str, Any]:

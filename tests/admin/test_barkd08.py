@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import delete, select
 
 from arkgate.admin.monitor import Monitor
@@ -131,6 +132,21 @@ async def test_refresh_batches_small_vtxos_waits_out_a_dear_fee_and_alerts_on_fa
 
 async def _at_least(items: Any, count: int) -> bool:
     return len(await items) >= count
+
+
+@pytest.mark.skipif(not V08, reason="vtxo-swept is a barkd 0.8 exit state")
+async def test_an_exit_swept_before_it_committed_alerts_exit_failed(operator_gateway_factory, simulator):
+    async with operator_gateway_factory(refresh_check_interval_s=3600) as gw:
+        created = await gw.create_session(3000)
+        tip = simulator.state()["tip_height"]
+        simulator.send_ark(created["funding"]["ark_address"], 3000, expiry_height=tip + 1)
+        await wait_for(lambda: gw.balance(created["token"]))
+        simulator.fund_onchain(50_000)
+        await admin_post(gw.client, "exits/start", {"force": True})
+        simulator.mine(1)  # expired while the exit was still starting: the server sweeps it
+        exits = (await admin_get(gw.client, "exits"))["exits"]
+        assert [e["state"] for e in exits] == ["vtxo-swept"]
+        assert "exit_failed" in await alert_names(gw)
 
 
 async def session_id_of(gw: Gateway, token: str) -> int:

@@ -165,7 +165,12 @@ async def refresh(
             if chosen is None:
                 round_info = await barkd_call(barkd.refresh_all())
             elif plan is not None and plan.delegated:
-                round_info = await barkd_call(barkd.refresh_delegated(chosen, plan.height))
+                try:
+                    round_info = await barkd_call(barkd.refresh_delegated(chosen, plan.height))
+                except ArkgateError:
+                    # The server would not take the delegation: join a round ourselves instead.
+                    plan.delegated, plan.height = False, None
+                    round_info = await barkd_call(barkd.refresh_vtxos(chosen))
             else:
                 round_info = await barkd_call(barkd.refresh_vtxos(chosen))
     except ArkgateError as exc:

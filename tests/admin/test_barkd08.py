@@ -134,6 +134,30 @@ async def _at_least(items: Any, count: int) -> bool:
     return len(await items) >= count
 
 
+@pytest.mark.skipif(not V08, reason="delegated refresh is how the policy speaks to barkd 0.8")
+async def test_a_refused_delegation_falls_back_to_an_interactive_refresh(operator_gateway_factory, simulator):
+    async with operator_gateway_factory(refresh_before_blocks=10) as gw:
+        vtxo_expiry = simulator.state()["tip_height"] + 144
+        await funded_session(gw, simulator, 4000)
+        simulator.faults(fail_routes=["/api/v1/wallet/refresh/delegated"])
+        simulator.mine(134)
+
+        async def registered() -> list[dict[str, Any]]:
+            return [e for e in await log_entries(gw, "refresh") if e["status"] == "registered"]
+
+        [entry] = await wait_for(registered)
+        assert entry["detail"]["mode"] == "interactive"
+        assert entry["detail"]["scheduled_height"] is None
+        simulator.mine(1)
+        fresh = await wait_for(lambda: _fresh_vtxo(gw, vtxo_expiry))
+        assert fresh["amount_sats"] == 4000
+
+
+async def _fresh_vtxo(gw: Gateway, old_expiry: int) -> dict[str, Any] | None:
+    vtxos = await gw.runtime.barkd.vtxo_list()
+    return next((v for v in vtxos if v["state"]["type"] == "spendable" and v["expiry_height"] > old_expiry), None)
+
+
 @pytest.mark.skipif(not V08, reason="vtxo-swept is a barkd 0.8 exit state")
 async def test_an_exit_swept_before_it_committed_alerts_exit_failed(operator_gateway_factory, simulator):
     async with operator_gateway_factory(refresh_check_interval_s=3600) as gw:

@@ -33,6 +33,8 @@ test: install
 	$(RUN) ruff check arkgate tests bench
 	$(RUN) ruff format --check arkgate tests bench
 	$(RUN) pytest -q -p no:cacheprovider
+	# The payments and admin suites again against the simulator speaking barkd 0.6 (0.8 is the default).
+	ARKGATE_TEST_BARKD_COMPAT=0.6.0 $(RUN) pytest -q -p no:cacheprovider tests/payments tests/admin
 
 lint: install
 	$(RUN) ruff check arkgate tests bench

@@ -259,6 +259,7 @@ def settings_reference() -> str:
 
 def _register_subcommands() -> None:
     """Sub-commands that live with their packages."""
+    from arkgate.admin import doctor
     from arkgate.admin.commands import admin_app
     from arkgate.client_cli import call
     from arkgate.simulator import commands as sim_commands
@@ -266,6 +267,7 @@ def _register_subcommands() -> None:
     app.command("simulator", help="Run the bundled barkd simulator.")(sim_commands.simulator)
     app.add_typer(sim_commands.sim_app, name="sim", help="Payer and world controls of the simulator.")
     app.add_typer(admin_app, name="admin", help="Operator console: overview, health, refresh, sweep, exits.")
+    app.command("doctor", help="Check this deployment against the mainnet checklist.")(doctor.command)
     app.command("call", help="Create a session, pay it, and call an endpoint.")(call)
 
 

@@ -252,11 +252,56 @@ class Settings(BaseSettings):
     )
     webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook delivery.")
 
+    # --- barkd 0.8, refresh policy, address hygiene, mainnet checks (issue 18) ---
+    send_retry_for_secs: int | None = Field(
+        60,
+        ge=1,
+        description="barkd 0.8: how long the Ark server keeps retrying an operator's Lightning send (unset: "
+        "the server's default).",
+    )
+    refresh_schedule_margin_blocks: int | None = Field(
+        None,
+        ge=1,
+        description="barkd 0.8: a due refresh is delegated to the server for this many blocks before the "
+        "soonest expiry (default: half of refresh_before_blocks).",
+    )
+    refresh_batch_below_sats: int = Field(
+        10_000,
+        ge=0,
+        description="Spendable VTXOs smaller than this join every refresh, consolidating small payments.",
+    )
+    refresh_max_fee_ppm: int = Field(
+        5_000,
+        ge=0,
+        le=1_000_000,
+        description="Skip a refresh whose estimated fee exceeds this share of the refreshed amount (parts per "
+        "million), unless a VTXO is within half of refresh_before_blocks of expiry.",
+    )
+    address_pool_size: int = Field(
+        8, ge=1, le=1000, description="Ark addresses shared by anonymous 402 challenges (reused once unpaid)."
+    )
+    address_gap_limit: int = Field(
+        15,
+        ge=2,
+        le=10_000,
+        description="Keep fewer than this many unused wallet keys after the last paid one (below barkd's "
+        "recovery gap limit); a refresh closes the gap.",
+    )
+    backups_configured: bool = Field(
+        False, description="Set when the database and data_dir (L402 key) are backed up; arkgate doctor checks it."
+    )
+
     @property
     def effective_refresh_before_blocks(self) -> int:
         if self.refresh_before_blocks is not None:
             return self.refresh_before_blocks
         return 288 if self.network in ("bitcoin", "mainnet") else 24
+
+    @property
+    def effective_refresh_schedule_margin_blocks(self) -> int:
+        if self.refresh_schedule_margin_blocks is not None:
+            return self.refresh_schedule_margin_blocks
+        return max(1, self.effective_refresh_before_blocks // 2)
 
     # --- security and OSINT endpoints (issue 4) ---
     outbound_ca_file: Path | None = Field(

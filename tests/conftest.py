@@ -176,12 +176,17 @@ async def gateway(gateway_factory: Callable[..., Any]) -> AsyncIterator[Gateway]
         yield gw
 
 
+# The barkd version the simulator speaks: 0.8.0 by default; CI runs the payments and admin
+# suites a second time with ARKGATE_TEST_BARKD_COMPAT=0.6.0.
+BARKD_COMPAT = os.environ.get("ARKGATE_TEST_BARKD_COMPAT", "0.8.0")
+
+
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Any]:
     """A real barkd simulator over HTTP on a free loopback port."""
     from arkgate.simulator.server import SimulatorServer
 
-    with SimulatorServer(tmp_path / "simulator", wait_timeout_s=2.0) as sim:
+    with SimulatorServer(tmp_path / "simulator", wait_timeout_s=2.0, compat=BARKD_COMPAT) as sim:
         yield sim
 
 

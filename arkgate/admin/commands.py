@@ -146,6 +146,19 @@ def refresh(
 
 
 @admin_app.command()
+def reconcile(
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+    apply: Annotated[bool, typer.Option("--apply", help="Write missing labels and credit missed payments.")] = False,
+) -> None:
+    """Compare the ledger with barkd's history; report-only unless --apply."""
+    if apply:
+        _call(url, token, "POST", "reconcile", {"apply": True})
+    else:
+        _call(url, token, "GET", "reconcile")
+
+
+@admin_app.command()
 def sweep(
     url: Url = DEFAULT_URL,
     token: Token = "",

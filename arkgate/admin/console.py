@@ -30,6 +30,8 @@ class MonitorState:
     solvency_low: bool = False
     refresh_failing: bool = False
     pending_refresh_rounds: dict[str, list[str]] = field(default_factory=dict)
+    alerted_rounds: set[str] = field(default_factory=set)
+    refresh_skipped: str | None = None  # the VTXO set whose refresh the fee limit last held back
     orphans_seen: int | None = None
     last_check_at: datetime | None = None
     last_error: str | None = None

@@ -21,6 +21,8 @@ from arkgate.errors import ConflictError, InputError
 from arkgate.payments.barkd import BarkdError
 
 LIVE = ("start", "processing", "awaiting-delta", "claimable", "claim-in-progress")
+# barkd 0.8: the server swept the VTXO before its exit committed on-chain; the exit is over, unpaid.
+SWEPT = "vtxo-swept"
 NOT_CLAIMABLE_YET = ("start", "processing", "awaiting-delta")
 
 
@@ -243,6 +245,14 @@ async def observe(console: Console, items: list[dict[str, Any]]) -> list[dict[st
             state=kind,
             previous=previous,
         )
+        if kind == SWEPT:
+            spent = (item.get("state") or {}).get("spent_inputs")
+            await console.alerter.emit(
+                "exit_failed",
+                f"the Ark server swept {vtxo_id} before its exit confirmed: refresh earlier than expiry",
+                vtxo_id=vtxo_id,
+                spent_inputs=spent,
+            )
     return changes
 
 

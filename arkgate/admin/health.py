@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from arkgate.admin.console import Console
 from arkgate.errors import WalletUnavailableError
+from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdError
 
 # arkgate says "mainnet" or "bitcoin"; barkd's ark-info says "bitcoin".
@@ -72,6 +74,9 @@ async def build_health(console: Console) -> dict[str, Any]:
         "next_refresh_due_in_blocks": None,
         "next_expiry_height": None,
         "pending_rounds": [],
+        "barkd_version": None,
+        "next_scheduled_refresh_height": None,
+        "address_gap": None,
         "exits": [],
         "problems": [],
     }
@@ -92,6 +97,7 @@ async def build_health(console: Console) -> dict[str, Any]:
         vtxos = await barkd.vtxo_list()
         report["pending_rounds"] = await barkd.pending_rounds()
         report["exits"] = await barkd.exit_statuses("all")
+        report["barkd_version"] = await barkd.api_version()
     except (BarkdError, WalletUnavailableError) as exc:
         problems.append(exc.message)
         return report
@@ -109,6 +115,12 @@ async def build_health(console: Console) -> dict[str, Any]:
         problems.append("the Ark server is not connected")
     if report["network_matches"] is False:
         problems.append(f"barkd is on {report['ark_network']}, arkgate is configured for {settings.network}")
+    # barkd 0.8: delegated refreshes wait for the height they were scheduled at.
+    scheduled = [r["scheduled_height"] for r in report["pending_rounds"] if isinstance(r.get("scheduled_height"), int)]
+    report["next_scheduled_refresh_height"] = min(scheduled) if scheduled else None
+    book = console.rt.extras.get("address_book")
+    if isinstance(book, AddressBook):
+        report["address_gap"] = asdict(await book.report())
     rows = vtxo_rows(vtxos, tip, refresh_before)
     report["vtxos"] = rows
     live = [row for row in rows if row["state"] in ("spendable", "locked") and isinstance(row["expiry_height"], int)]

@@ -64,10 +64,8 @@ class Monitor:
         if not reachable:
             return
         if connected:
-            _, due = await refresh.due_vtxos(console)
-            if due:
-                with contextlib.suppress(ArkgateError):  # recorded and alerted by refresh()
-                    await refresh.refresh(console, source="policy")
+            with contextlib.suppress(ArkgateError):  # recorded and alerted by refresh()
+                await refresh.run_policy(console)
             await refresh.follow_rounds(console)
         if await barkd.exit_statuses("live"):
             await exits.progress(console)

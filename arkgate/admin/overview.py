@@ -23,8 +23,9 @@ _SIGNED = case((t.calls.c.kind == "debit", t.calls.c.amount_sats), else_=-t.call
 _IS_DEBIT = case((t.calls.c.kind == "debit", 1), else_=0)
 _IS_REFUND = case((t.calls.c.kind == "refund", 1), else_=0)
 
-# barkd balance fields that are the operator's money (``*_sat`` as barkd names them).
-ASSET_FIELDS = ("spendable_sat", "pending_in_round_sat", "pending_board_sat", "pending_exit_sat")
+# barkd balance fields that are the operator's money (``*_sat`` as barkd names them). barkd 0.8
+# moves expired and too-deep VTXOs out of spendable_sat into needs_refresh_sat: still ours.
+ASSET_FIELDS = ("spendable_sat", "needs_refresh_sat", "pending_in_round_sat", "pending_board_sat", "pending_exit_sat")
 
 
 async def wallet_view(console: Console) -> dict[str, Any]:
@@ -45,6 +46,9 @@ async def wallet_view(console: Console) -> dict[str, Any]:
         return {"wallet": balance, "onchain": None, "assets_sats": None, "wallet_error": exc.message}
     categories = {
         "spendable_sats": int(balance.get("spendable_sat") or 0),
+        "needs_refresh_sats": int(balance.get("needs_refresh_sat") or 0),
+        "pending_arkoor_send_sats": int(balance.get("pending_arkoor_send_sat") or 0),
+        "pending_offboard_sats": int(balance.get("pending_offboard_sat") or 0),
         "pending_in_round_sats": int(balance.get("pending_in_round_sat") or 0),
         "pending_board_sats": int(balance.get("pending_board_sat") or 0),
         "pending_exit_sats": int(balance.get("pending_exit_sat") or 0),

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from arkgate.admin import exits, oplog, refresh, sweep
+from arkgate.admin import exits, oplog, reconcile, refresh, sweep
 from arkgate.admin.alerts import Alerter
 from arkgate.admin.console import Console, closing, console_of
 from arkgate.admin.health import build_health
@@ -77,6 +77,10 @@ class RefreshRequest(_Body):
     all: bool = Field(default=False, description="Refresh every spendable VTXO.")
 
 
+class ReconcileRequest(_Body):
+    apply: bool = Field(default=False, description="Write missing labels and credit what the watcher missed.")
+
+
 class SweepRequest(_Body):
     destination: str | None = Field(default=None, max_length=2000)
     amount_sats: int | None = Field(default=None, ge=1)
@@ -130,6 +134,16 @@ async def log_entries(
 async def refresh_now(console: Admin, body: RefreshRequest | None = None) -> Response:
     body = body or RefreshRequest()
     return _reply(await refresh.refresh(console, vtxo_ids=body.vtxos, everything=body.all, source="manual"))
+
+
+@router.get("/api/reconcile")
+async def reconcile_report(console: Admin) -> Response:
+    return _reply(await reconcile.reconcile(console, apply=False))
+
+
+@router.post("/api/reconcile")
+async def reconcile_now(console: Admin, body: ReconcileRequest | None = None) -> Response:
+    return _reply(await reconcile.reconcile(console, apply=(body or ReconcileRequest()).apply))
 
 
 @router.post("/api/sweep")

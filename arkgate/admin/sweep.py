@@ -135,14 +135,15 @@ async def sweep(
             return {"swept": False, "dry_run": False, "plan": quote, "reason": quote["reason"]}
         kind = quote["destination_type"]
         try:
+            retry = console.settings.send_retry_for_secs  # barkd 0.8 only; left out for 0.6
             if kind == "bitcoin":
                 reference = {"txid": await barkd_call(barkd.send_onchain(target, quote["amount_sats"]))}
             elif kind == "ark":
-                reference = await barkd_call(barkd.send_ark(target, quote["amount_sats"]))
+                reference = await barkd_call(barkd.send_ark(target, quote["amount_sats"], retry_for_secs=retry))
             elif kind == "lightning_invoice":
-                reference = await barkd_call(barkd.lightning_pay(target, None))
+                reference = await barkd_call(barkd.lightning_pay(target, None, retry_for_secs=retry))
             else:
-                reference = await barkd_call(barkd.lightning_pay(target, quote["amount_sats"]))
+                reference = await barkd_call(barkd.lightning_pay(target, quote["amount_sats"], retry_for_secs=retry))
         except ArkgateError as exc:
             await oplog.record(
                 database, "sweep", "failed", amount_sats=quote["amount_sats"], plan=quote, error=exc.message

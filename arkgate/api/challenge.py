@@ -127,9 +127,11 @@ async def _tokenless(rt: Runtime, request: Request, endpoint: Endpoint, price_sa
     funding = created.funding
     l402 = l402_of(rt)
     macaroon = l402.mint(funding.payment_hash) if l402 is not None and funding.payment_hash else None
+    # Anonymous challenges share a small pool of Ark addresses; past it they offer Lightning only.
+    ark_hint = " (or send sats to its Ark address)" if funding.ark_address else ""
     problem = PaymentRequiredError(
         f"payment required: {endpoint.id} costs {price_sats} sats. A {amount}-sat session was opened for you: "
-        "pay its Lightning invoice (or send sats to its Ark address), then retry with "
+        f"pay its Lightning invoice{ark_hint}, then retry with "
         "'Authorization: Bearer <payment.token>'"
         + (" or 'Authorization: L402 <payment.macaroon>:<preimage>'" if macaroon else "")
     )
@@ -143,15 +145,21 @@ async def _tokenless(rt: Runtime, request: Request, endpoint: Endpoint, price_sa
         "expires_in": created.expires_in,
         "balance_url": f"{base}/v1/balance",
     }
-    body["how_to_pay"] = _steps(base, with_l402=macaroon is not None)
+    body["how_to_pay"] = _steps(base, with_l402=macaroon is not None, with_ark=funding.ark_address is not None)
     header = challenge_header(macaroon, funding.lightning_invoice) if macaroon and funding.lightning_invoice else None
     return _respond(body, l402=header)
 
 
-def _steps(base: str, *, with_l402: bool) -> list[str]:
-    steps = [
+def _steps(base: str, *, with_l402: bool, with_ark: bool = True) -> list[str]:
+    pay = (
         "pay payment.lightning_invoice with any Lightning wallet, or send at least payment.amount_sats "
-        "to payment.ark_address (payment.bip321 carries both)",
+        "to payment.ark_address (payment.bip321 carries both)"
+        if with_ark
+        else "pay payment.lightning_invoice with any Lightning wallet (to pay with Ark, create a session with "
+        f"POST {base}/v1/sessions: it gets an Ark address of its own)"
+    )
+    steps = [
+        pay,
         f"poll GET {base}/v1/balance with 'Authorization: Bearer <payment.token>' until balance_sats > 0",
         "retry this request with 'Authorization: Bearer <payment.token>'",
     ]

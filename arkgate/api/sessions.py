@@ -16,7 +16,8 @@ from arkgate.api.auth import require_session
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.db.engine import utcnow
-from arkgate.errors import InputError, WalletUnavailableError
+from arkgate.errors import ArkgateError, InputError, WalletUnavailableError
+from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdError
 from arkgate.payments.ledger import SessionInfo, hash_token, new_token
 
@@ -101,13 +102,29 @@ def build_bip321(invoice: str | None, ark_address: str | None, amount_sats: int 
     return "bitcoin:?" + "&".join(params)
 
 
+def address_book(rt: Runtime) -> AddressBook:
+    """The runtime's one address book (barkd mode only)."""
+    book = rt.extras.get("address_book")
+    if book is None:
+        assert rt.barkd is not None
+        settings = rt.settings
+        book = AddressBook(
+            rt.database, rt.barkd, pool_size=settings.address_pool_size, gap_limit=settings.address_gap_limit
+        )
+        rt.extras["address_book"] = book
+    return book  # type: ignore[no-any-return]
+
+
 async def new_funding(rt: Runtime, amount_sats: int, *, with_address: bool) -> tuple[dict[str, Any], str | None]:
-    """A fresh invoice (and, for a new session, a fresh Ark address) from barkd."""
+    """A fresh invoice (and, for a session whose caller will pay, a fresh Ark address) from barkd."""
     if rt.barkd is None:
         raise WalletUnavailableError("payments are not configured")
+    book = address_book(rt)
     try:
-        address = await rt.barkd.next_address() if with_address else None
+        address = await book.fresh_address() if with_address else None
+        await book.close_gap()  # an invoice derives a key too
         invoice = await rt.barkd.create_invoice(amount_sats, rt.settings.invoice_description)
+        await book.note_invoice(invoice.payment_hash)
     except BarkdError as exc:
         raise WalletUnavailableError(
             "the payment backend cannot issue an invoice right now (the Ark server may be unreachable); "
@@ -146,10 +163,20 @@ async def open_session(rt: Runtime, amount_sats: int, *, source: str = "api") ->
         await rt.ledger.credit_free(session_id, amount_sats)
         invoice, address = None, None
     else:
-        invoice, address = await new_funding(rt, amount_sats, with_address=True)
+        # An anonymous 402 challenge shares a small pool of addresses; a caller who asked for a
+        # session gets a fresh one (address hygiene: payments/addresses.py).
+        anonymous = source == "l402"
+        invoice, address = await new_funding(rt, amount_sats, with_address=not anonymous)
         session_id = await rt.ledger.open_session(
             token_hash=token_hash, requested_sats=amount_sats, ark_address=address, source=source, invoice=invoice
         )
+        if anonymous:
+            try:
+                address = await address_book(rt).pooled_address(session_id)
+            except ArkgateError:
+                address = None  # the invoice alone pays this session
+        elif address is not None:
+            await address_book(rt).assign(address, session_id)
     session = await rt.ledger.session_by_id(session_id)
     assert session is not None
     created = SessionCreated(

@@ -148,3 +148,23 @@ webhook_deliveries = Table(
     Column("created_at", Instant, nullable=False),
     Column("delivered_at", Instant, nullable=True),
 )
+
+# Keys arkgate made barkd derive, in order (barkd's addresses and invoices share one HD index
+# space): a seed recovery stops after barkd's gap limit of unused keys, so the gap after the
+# last used key is kept below ``address_gap_limit``. Pooled addresses serve anonymous 402
+# challenges and go back to the pool when their session lapses unpaid.
+wallet_keys = Table(
+    "wallet_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # address | invoice | refresh
+    Column("value", String(255), nullable=False, unique=True),  # Ark address, payment hash or round id
+    Column("pooled", Boolean, nullable=False, default=False),
+    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=True, index=True),
+    Column("used", Boolean, nullable=False, default=False),
+    Column("created_at", Instant, nullable=False),
+)
+
+# The address book asks "did this address or invoice receive a payment?" for a few keys at a time.
+Index("ix_payments_ark_address", payments.c.ark_address)
+Index("ix_payments_payment_hash", payments.c.payment_hash)

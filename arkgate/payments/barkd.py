@@ -206,7 +206,24 @@ class BarkdClient:
         return dict(await self.request("GET", "/api/v1/wallet/ark-info"))
 
     async def balance(self) -> dict[str, Any]:
-        return dict(await self.request("GET", "/api/v1/wallet/balance"))
+        body = dict(await self.request("GET", "/api/v1/wallet/balance"))
+        # 0.8.0 added needs_refresh_sat (a required field); earlier daemons never send it.
+        self._features["v08"] = "needs_refresh_sat" in body
+        return body
+
+    async def speaks_08(self) -> bool:
+        """True when barkd answers in its 0.8 dialect (new balance fields, round states, retry_for_secs)."""
+        if "v08" not in self._features:
+            await self.balance()
+        return self._features["v08"]
+
+    async def api_version(self) -> str:
+        """``0.8`` or ``0.6`` (0.2-0.6 speak alike here) or ``0.1``, from what the daemon answers."""
+        if await self.speaks_08():
+            return "0.8"
+        if "history" not in self._features:
+            await self.history()
+        return "0.6" if self._features.get("history", True) else "0.1"
 
     async def vtxos(self, *, all_states: bool = False) -> list[dict[str, Any]]:
         params = {"all": "true"} if all_states else None
@@ -284,6 +301,10 @@ class BarkdClient:
             movements = [m for m in movements if _matches(m, type_ or "", value or "")]
         return movements
 
+    async def label_movement(self, movement_id: int, patch: dict[str, Any]) -> None:
+        """Merge ``patch`` into a movement's metadata (RFC 7396; barkd answers 200 with no body)."""
+        await self.request("POST", f"/api/v1/history/{movement_id}/metadata", json=patch)
+
     async def ws_ticket(self) -> str:
         return str(await self.request("GET", "/api/v1/notifications/ws/ticket"))
 
@@ -319,6 +340,13 @@ class BarkdClient:
     async def refresh_vtxos(self, vtxo_ids: list[str]) -> dict[str, Any]:
         """Register a round participation refreshing these VTXOs (PendingRoundInfo)."""
         return dict(self._in_sats(await self.request("POST", "/api/v1/wallet/refresh/vtxos", json={"vtxos": vtxo_ids})))
+
+    async def refresh_delegated(self, vtxo_ids: list[str], height: int | None) -> dict[str, Any]:
+        """Hand a signed participation to the server, scheduled for block ``height`` (barkd 0.5+)."""
+        payload: dict[str, Any] = {"vtxos": vtxo_ids}
+        if height is not None:
+            payload["height"] = height
+        return dict(self._in_sats(await self.request("POST", "/api/v1/wallet/refresh/delegated/vtxos", json=payload)))
 
     async def refresh_all(self) -> dict[str, Any]:
         return dict(self._in_sats(await self.request("POST", "/api/v1/wallet/refresh/all")))
@@ -360,17 +388,26 @@ class BarkdClient:
         body = await self.request("POST", "/api/v1/wallet/offboard/all", json={"address": address} if address else {})
         return str(body["offboard_txid"])
 
-    async def lightning_pay(self, destination: str, amount_sats: int | None) -> dict[str, Any]:
-        payload: dict[str, Any] = {"destination": destination}
+    async def _retry_field(self, retry_for_secs: int | None) -> dict[str, Any]:
+        """``retry_for_secs`` for 0.8 daemons; older ones would ignore it, so it is left out."""
+        if retry_for_secs is None or not await self.speaks_08():
+            return {}
+        return {"retry_for_secs": retry_for_secs}
+
+    async def lightning_pay(
+        self, destination: str, amount_sats: int | None, *, retry_for_secs: int | None = None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"destination": destination, **await self._retry_field(retry_for_secs)}
         if amount_sats is not None:
             payload["amount_sat"] = amount_sats
         return dict(self._in_sats(await self.request("POST", "/api/v1/lightning/pay", json=payload)))
 
-    async def send_ark(self, destination: str, amount_sats: int) -> dict[str, Any]:
+    async def send_ark(
+        self, destination: str, amount_sats: int, *, retry_for_secs: int | None = None
+    ) -> dict[str, Any]:
         """An arkoor payment to an Ark address; final when the call returns."""
-        body = await self.request(
-            "POST", "/api/v1/wallet/send", json={"destination": destination, "amount_sat": amount_sats}
-        )
+        payload = {"destination": destination, "amount_sat": amount_sats, **await self._retry_field(retry_for_secs)}
+        body = await self.request("POST", "/api/v1/wallet/send", json=payload)
         return dict(self._in_sats(body))
 
     async def exit_fee(

@@ -22,6 +22,7 @@ import websockets
 
 from arkgate.payments.barkd import BarkdClient, BarkdError, Movement, parse_movement
 from arkgate.payments.events import EventHub
+from arkgate.payments.labels import label_credits
 from arkgate.payments.ledger import ArkEntry, Credit, CreditResult, Ledger
 
 log = structlog.get_logger("arkgate.watcher")
@@ -180,6 +181,7 @@ class PaymentWatcher:
         self._known |= keys
         for result in results:
             self._announce(result, "ark")
+        await label_credits(self.barkd, movement, results, "ark")
         return results
 
     async def _credit_lightning(self, movement: Movement) -> list[CreditResult]:
@@ -200,6 +202,7 @@ class PaymentWatcher:
         )
         self._known.add(key)
         self._announce(result, "lightning")
+        await label_credits(self.barkd, movement, [result], "lightning")
         return [result]
 
     def _announce(self, result: CreditResult, rail: str) -> None:

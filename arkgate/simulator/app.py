@@ -79,6 +79,8 @@ class SimulatorApp:
     def __init__(self, state_dir: Path, config: SimConfig) -> None:
         self.state_dir = state_dir
         self.config = config
+        # The last send request's options (retry_for_secs ...), for tests through /_sim/state.
+        self.last_send_request: dict[str, Any] = {}
         self.token = load_or_create_token(state_dir)
         self.faults = Faults()
         self.bus = NotificationBus()
@@ -360,8 +362,14 @@ class SimulatorApp:
         async def send(request: Request) -> Response:
             body = await parse_json_body(
                 request,
-                [Field("destination", (str,), required=True), Field("amount_sat", (int,)), Field("comment", (str,))],
+                [
+                    Field("destination", (str,), required=True),
+                    Field("amount_sat", (int,)),
+                    Field("comment", (str,)),
+                    *self._send_fields(),
+                ],
             )
+            self._remember_send(body)
             if body["comment"] is not None and body["destination"].lower().startswith("ln"):
                 raise BadRequestError("comment is not supported for BOLT11 invoices")
             result = w.send(body["destination"], body["amount_sat"])
@@ -416,8 +424,14 @@ class SimulatorApp:
         async def lightning_pay(request: Request) -> Response:
             body = await parse_json_body(
                 request,
-                [Field("destination", (str,), required=True), Field("amount_sat", (int,)), Field("comment", (str,))],
+                [
+                    Field("destination", (str,), required=True),
+                    Field("amount_sat", (int,)),
+                    Field("comment", (str,)),
+                    *self._send_fields(),
+                ],
             )
+            self._remember_send(body)
             if body["comment"] is not None and body["destination"].lower().startswith(("ln", "lno")):
                 raise BadRequestError("comment is not supported for BOLT11 invoices or BOLT12 offers")
             result = w.lightning_pay(body["destination"], body["amount_sat"])
@@ -745,6 +759,18 @@ class SimulatorApp:
         out["bip321"] = uri.upper() if uppercase else uri
         return out
 
+    def _send_fields(self) -> list[Field]:
+        """0.8.0 reads ``retry_for_secs`` on sends; 0.6.0 ignores unknown fields, as serde does."""
+        return [Field("retry_for_secs", (int,))] if self.config.v08 else []
+
+    def _remember_send(self, body: dict[str, Any]) -> None:
+        self.last_send_request = {
+            "destination": body["destination"],
+            "amount_sat": body["amount_sat"],
+            "retry_for_secs": body.get("retry_for_secs") if self.config.v08 else None,
+            "fields": sorted(key for key, value in body.items() if value is not None),
+        }
+
     def _ark_info(self) -> dict[str, Any]:
         cfg = self.config
         info: dict[str, Any] = {
@@ -782,6 +808,9 @@ class SimulatorApp:
         }
         if cfg.legacy:
             del info["max_offboard_inputs"]
+        if cfg.v08:
+            info["vtxo_lifetime"] = cfg.vtxo_lifetime  # renamed; vtxo_expiry_delta kept, same value
+            info["tos_link"] = None
         return info
 
 
@@ -789,7 +818,7 @@ def create_simulator_app(
     state_dir: Path,
     network: str = "signet",
     *,
-    compat: str = "0.6.0",
+    compat: str = "0.8.0",
     no_auth: bool = False,
     wait_timeout_s: float = 30.0,
     invoice_expiry_s: int = 3600,

@@ -47,7 +47,7 @@ def simulator(
         DEFAULT_STATE_DIR
     ),
     network: Annotated[str, typer.Option(help="Network the simulated wallet is on.")] = "signet",
-    compat: Annotated[str, typer.Option(help="barkd version to behave as: 0.6.0 or 0.1.4.")] = "0.6.0",
+    compat: Annotated[str, typer.Option(help="barkd version to behave as: 0.8.0, 0.6.0 or 0.1.4.")] = "0.8.0",
     no_auth: Annotated[bool, typer.Option(help="Accept requests without the bearer token (loopback only).")] = False,
 ) -> None:
     """Run the bundled barkd simulator (one merchant wallet) until interrupted."""

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 NETWORKS = ("bitcoin", "mainnet", "testnet", "signet", "mutinynet", "regtest")
-COMPAT_VERSIONS = ("0.6.0", "0.1.4")
+COMPAT_VERSIONS = ("0.8.0", "0.6.0", "0.1.4")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SimConfig:
-    """Everything ``create_simulator_app`` can tune; defaults mirror a signet barkd 0.6.0."""
+    """Everything ``create_simulator_app`` can tune; defaults mirror a signet barkd 0.8.0."""
 
     network: str = "signet"
-    compat: str = "0.6.0"
+    compat: str = "0.8.0"
     no_auth: bool = False
     wait_timeout_s: float = 30.0
     invoice_expiry_s: int = 3600
@@ -31,6 +31,8 @@ class SimConfig:
     max_offboard_inputs: int = 4
     # VTXOs this close to expiry count as "must refresh" for refresh/counterparty and docs.
     vtxo_refresh_expiry_threshold: int = 12
+    # Consecutive unused key indices a seed recovery crosses before it stops (``/_sim/recover``).
+    gap_limit: int = 20
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
@@ -42,6 +44,11 @@ class SimConfig:
     def legacy(self) -> bool:
         """True in 0.1.4 compatibility mode."""
         return self.compat == "0.1.4"
+
+    @property
+    def v08(self) -> bool:
+        """True in 0.8.0 mode (the default): new balance fields, round states, ``vtxo-swept``."""
+        return self.compat == "0.8.0"
 
     @property
     def chain_network(self) -> str:
@@ -61,6 +68,7 @@ class Faults:
     refuse_near_expiry: bool = False
     lightning_send_fail: bool = False
     ws_paused: bool = False
+    fail_rounds: str | None = None  # "failed" or "canceled": the next rounds end that way
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -72,4 +80,5 @@ class Faults:
             "refuse_near_expiry": self.refuse_near_expiry,
             "lightning_send_fail": self.lightning_send_fail,
             "ws_paused": self.ws_paused,
+            "fail_rounds": self.fail_rounds,
         }

@@ -27,6 +27,7 @@ _FAULT_FIELDS = {
     "refuse_near_expiry": bool,
     "lightning_send_fail": bool,
     "ws_paused": bool,
+    "fail_rounds": (str, type(None)),
     "drop_notifications": int,
     "duplicate_notifications": int,
 }
@@ -101,6 +102,11 @@ def add_control_routes(router: Router, sim: SimulatorApp) -> None:
             raise ControlError("`blocks` must be between 1 and 10000")
         return wallet.mine(blocks)
 
+    @control("POST", "recover")
+    async def recover(request: Request) -> dict[str, Any]:
+        body = await _body(request)
+        return wallet.recover(_int(body, "gap_limit", sim.config.gap_limit))
+
     @control("POST", "round")
     async def run_round(request: Request) -> dict[str, Any]:
         return wallet.run_round()
@@ -133,6 +139,8 @@ def add_control_routes(router: Router, sim: SimulatorApp) -> None:
                 raise ControlError(f"unknown fault `{key}`")
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise ControlError(f"fault `{key}` has the wrong type")
+        if body.get("fail_rounds") not in (None, "failed", "canceled"):
+            raise ControlError("`fail_rounds` must be null, 'failed' or 'canceled'")
         if body.get("hold_receives") not in (None, "htlcs-ready", "preimage-revealed"):
             raise ControlError("`hold_receives` must be null, 'htlcs-ready' or 'preimage-revealed'")
         state = sim.faults
@@ -158,6 +166,7 @@ def add_control_routes(router: Router, sim: SimulatorApp) -> None:
         summary = wallet.state_summary()
         summary["notifications_buffered"] = len(sim.bus.since(None))
         summary["ws_subscribers"] = len(sim.bus.subscribers)
+        summary["last_send_request"] = sim.last_send_request
         return summary
 
     @control("POST", "restart")

@@ -114,7 +114,10 @@ class WalletCore:
                 raise BadRequestError("Fingerprint does not match the loaded wallet")
             self.store.wipe_wallet()
             self.store.set_meta("seed", None)
-            return {"deleted": True, "message": "Wallet deleted"}
+            result: dict[str, Any] = {"deleted": True, "message": "Wallet deleted"}
+            if self.config.v08:
+                result["fingerprint"] = fingerprint
+            return result
 
     # -- keys and addresses ---------------------------------------------------------------------
     def derive_key(self, purpose: str) -> tuple[int, str, str]:
@@ -214,7 +217,10 @@ class WalletCore:
         return [
             d
             for d in self.store.all("vtxos")
-            if d["state"]["type"] == "spendable" and d["policy_type"] == "pubkey" and d["expiry_height"] > self.tip
+            if d["state"]["type"] == "spendable"
+            and d["policy_type"] == "pubkey"
+            and d["expiry_height"] > self.tip
+            and not (self.config.v08 and self.needs_refresh(d))
         ]
 
     def select_vtxos(self, amount_sat: int, context: str) -> list[Doc]:
@@ -326,9 +332,10 @@ class WalletCore:
     def balance(self) -> dict[str, Any]:
         self.require_wallet()
         vtxos = self.store.all("vtxos")
-        spendable = sum(
-            d["amount_sat"] for d in vtxos if d["state"]["type"] == "spendable" and d["policy_type"] == "pubkey"
-        )
+        unlocked = [d for d in vtxos if d["state"]["type"] == "spendable" and d["policy_type"] == "pubkey"]
+        # 0.8.0 moves expired and too-deep VTXOs out of spendable_sat into needs_refresh_sat.
+        stale = [d for d in unlocked if self.needs_refresh(d)] if self.config.v08 else []
+        spendable = sum(d["amount_sat"] for d in unlocked) - sum(d["amount_sat"] for d in stale)
         round_inputs = {
             i
             for r in self.store.all("rounds")
@@ -348,7 +355,7 @@ class WalletCore:
             for e in self.store.all("exits")
             if e["state"]["type"] in ("awaiting-delta", "claimable", "claim-in-progress")
         )
-        return {
+        balance = {
             "spendable_sat": spendable,
             "pending_lightning_send_sat": pending_send,
             "claimable_lightning_receive_sat": claimable_ln,
@@ -356,6 +363,15 @@ class WalletCore:
             "pending_board_sat": pending_board,
             "pending_exit_sat": pending_exit,
         }
+        if self.config.v08:
+            balance["needs_refresh_sat"] = sum(d["amount_sat"] for d in stale)
+            balance["pending_arkoor_send_sat"] = 0  # arkoor sends complete inside the call here
+            balance["pending_offboard_sat"] = 0  # so do offboards
+        return balance
+
+    def needs_refresh(self, doc: Doc) -> bool:
+        """Expired, or at the server's maximum exit depth (0.8.0's ``needs_refresh_sat``)."""
+        return bool(doc["expiry_height"] <= self.tip or doc["exit_depth"] >= self.config.max_vtxo_exit_depth)
 
     # -- incoming Ark payments -------------------------------------------------------------------
     def receive_arkoor(self, parts: list[Doc]) -> Doc | None:

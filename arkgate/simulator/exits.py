@@ -9,7 +9,7 @@ from arkgate.simulator.errors import BadRequestError, InternalError, NotFoundErr
 from arkgate.simulator.state import Doc
 
 LIVE = ("start", "processing", "awaiting-delta", "claimable", "claim-in-progress")
-FINISHED = ("claimed", "vtxo-already-spent", "canceled")
+FINISHED = ("claimed", "vtxo-already-spent", "canceled", "vtxo-swept")
 NOT_DONE = ("start", "processing", "awaiting-delta")
 CLAIM_VBYTES = 150
 EXIT_TX_VBYTES = 200
@@ -103,6 +103,12 @@ class ExitsMixin(WalletCore):
             self._transition(exit_doc, {"type": "vtxo-already-spent", "tip_height": tip})
             if movement is not None:
                 self.update_movement(movement, status="canceled", effective_balance_sat=0)
+        elif self.config.v08 and kind in ("start", "processing") and vtxo is not None and vtxo["expiry_height"] <= tip:
+            # 0.8.0: the server swept the expired VTXO before its exit committed on-chain.
+            self._transition(exit_doc, {"type": "vtxo-swept", "tip_height": tip, "spent_inputs": [vtxo["id"]]})
+            self.set_vtxo_state(vtxo["id"], {"type": "spent"})
+            if movement is not None:
+                self.update_movement(movement, status="failed", effective_balance_sat=0)
         elif kind == "start":
             exit_doc["processing_since"] = tip
             self._transition(

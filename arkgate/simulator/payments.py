@@ -63,6 +63,20 @@ class PaymentsMixin(WalletCore):
                 input_vtxos=[v["id"] for v in inputs],
             )
             self.update_movement(movement, status="successful", output_vtxos=[change["id"]] if change else [])
+            if self.store.key_by_pubkey(user_pubkey.hex()) is not None:
+                # Paying one of our own addresses: the package comes back through our mailbox.
+                expiry = min(v["expiry_height"] for v in inputs)
+                depth = max(v["exit_depth"] for v in inputs) + 1
+                self.receive_arkoor(
+                    [
+                        {
+                            "user_pubkey": user_pubkey.hex(),
+                            "amount_sat": amount_sat,
+                            "expiry_height": expiry,
+                            "exit_depth": depth,
+                        }
+                    ]
+                )
             return {"message": "Payment sent successfully"}
 
     # -- offboards -------------------------------------------------------------------------------
@@ -79,7 +93,7 @@ class PaymentsMixin(WalletCore):
                 raise BadRequestError(f"VTXO {doc['id']} is not spendable")
         return docs
 
-    def offboard(self, address: str | None, vtxo_ids: list[str] | None) -> dict[str, str]:
+    def offboard(self, address: str | None, vtxo_ids: list[str] | None) -> dict[str, Any]:
         with self.store.transaction():
             self.require_wallet()
             if address is None:
@@ -95,9 +109,9 @@ class PaymentsMixin(WalletCore):
             fee = self.offboard_fee(len(inputs))
             if total - fee < 330:
                 raise InternalError(f"{context}: offboard amount is below the dust limit after fees")
-            return {"offboard_txid": self._offboard(inputs, address, total - fee, fee, kind="offboard")}
+            return self._offboard_result(self._offboard(inputs, address, total - fee, fee, kind="offboard"))
 
-    def send_onchain(self, destination: str, amount_sat: int) -> dict[str, str]:
+    def send_onchain(self, destination: str, amount_sat: int) -> dict[str, Any]:
         with self.store.transaction():
             self.require_wallet()
             self.validate_bitcoin_address(destination)
@@ -107,8 +121,14 @@ class PaymentsMixin(WalletCore):
                 raise InternalError(f"{context}: amount {amount_sat} sat is below the dust limit")
             fee = self.offboard_fee(1)
             inputs = self.select_vtxos(amount_sat + fee, context)
-            txid = self._offboard(inputs, destination, amount_sat, fee, kind="send_onchain")
-            return {"offboard_txid": txid}
+            return self._offboard_result(self._offboard(inputs, destination, amount_sat, fee, kind="send_onchain"))
+
+    def _offboard_result(self, txid: str) -> dict[str, Any]:
+        """``OffboardResult``; 0.8.0 adds the movement that records it."""
+        result: dict[str, Any] = {"offboard_txid": txid}
+        if self.config.v08:
+            result["movement_id"] = max(m["id"] for m in self.store.all("movements"))
+        return result
 
     def _offboard(self, inputs: list[Doc], address: str, amount: int, fee: int, *, kind: str) -> str:
         txid = random_txid()

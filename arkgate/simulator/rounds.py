@@ -78,11 +78,11 @@ class RoundsMixin(WalletCore):
             for doc in inputs:
                 doc["state"] = {"type": "locked", "movement_id": movement["id"]}
                 self.save_vtxo(doc)
-            return round_json(participation)
+            return round_json(participation, tip=self.tip, v08=self.config.v08)
 
     def rounds(self) -> list[Doc]:
         self.require_wallet()
-        return [round_json(r) for r in self.store.all("rounds")]
+        return [round_json(r, tip=self.tip, v08=self.config.v08) for r in self.store.all("rounds")]
 
     def run_round(self) -> dict[str, Any]:
         """Complete every pending participation: outputs with fresh expiry, inputs spent."""
@@ -96,6 +96,9 @@ class RoundsMixin(WalletCore):
                     continue
                 scheduled = participation.get("scheduled_height")
                 if scheduled is not None and self.tip < scheduled:
+                    continue
+                if self.faults.fail_rounds is not None:
+                    self._end_unsuccessfully(participation, self.faults.fail_rounds)
                     continue
                 outputs = []
                 for vout, request in enumerate(participation["participation"]["outputs"]):
@@ -120,11 +123,24 @@ class RoundsMixin(WalletCore):
                 done += 1
             return {"round_ran": True, "participations": done, "funding_txid": funding_txid if done else None}
 
+    def _end_unsuccessfully(self, participation: Doc, outcome: str) -> None:
+        """A failed or canceled round: inputs unlock, the movement ends with the same status."""
+        if outcome == "failed":
+            participation["status"] = {"status": "failed", "error": "round failed: not enough signatures"}
+        else:
+            participation["status"] = {"status": "canceled"}
+        self.store.update("rounds", participation["id"], participation)
+        for vtxo_id in participation["participation"]["inputs"]:
+            self.set_vtxo_state(vtxo_id, {"type": "spendable"})
+        movement = self.get_movement(participation["movement_id"])
+        if movement is not None:
+            self.update_movement(movement, status=outcome, effective_balance_sat=0)
+
     def _advance_rounds(self) -> None:
-        """Per block: unconfirmed → confirmed; confirmed ones are then dropped (daemon cleanup)."""
+        """Per block: unconfirmed → confirmed; confirmed, failed and canceled ones are then dropped."""
         for participation in self.store.all("rounds"):
             status = participation["status"]["status"]
-            if status == "confirmed":
+            if status in ("confirmed", "failed", "canceled"):
                 self.store.delete("rounds", participation["id"])
             elif status == "unconfirmed":
                 participation["status"] = {
@@ -134,9 +150,9 @@ class RoundsMixin(WalletCore):
                 self.store.update("rounds", participation["id"], participation)
 
 
-def round_json(doc: Doc) -> Doc:
-    """``PendingRoundInfo`` (0.6.0 shape: no ``state``/``scheduled_height``)."""
-    return {
+def round_json(doc: Doc, *, tip: int, v08: bool) -> Doc:
+    """``PendingRoundInfo``; 0.8.0 adds ``state`` (``RoundFlowState``) and ``scheduled_height``."""
+    info = {
         "id": doc["id"],
         "status": doc["status"],
         "participation": doc["participation"],
@@ -144,3 +160,17 @@ def round_json(doc: Doc) -> Doc:
         "funding_txid": doc["funding_txid"],
         "funding_tx_hex": doc["funding_tx_hex"],
     }
+    if v08:
+        scheduled = doc.get("scheduled_height")
+        status = doc["status"]["status"]
+        if status == "pending":
+            state = "delegated-pending" if scheduled is not None and tip < scheduled else "pending"
+        elif status in ("unconfirmed", "confirmed"):
+            state = "awaiting-confirmations"
+        elif status == "canceled":
+            state = "canceled"
+        else:
+            state = "failed"
+        info["state"] = state
+        info["scheduled_height"] = scheduled
+    return info

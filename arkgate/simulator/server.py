@@ -109,6 +109,10 @@ class SimulatorServer:
     def mine(self, blocks: int = 1) -> dict[str, Any]:
         return self._control("mine", {"blocks": blocks})
 
+    def recover(self, gap_limit: int | None = None) -> dict[str, Any]:
+        """What a seed recovery scanning up to ``gap_limit`` unused keys would find."""
+        return self._control("recover", {} if gap_limit is None else {"gap_limit": gap_limit})
+
     def run_round(self) -> dict[str, Any]:
         return self._control("round")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from arkgate.simulator import keys
 from arkgate.simulator.addresses import AddressError, decode_ark_address
 from arkgate.simulator.errors import BadRequestError
 from arkgate.simulator.exits import ExitsMixin
@@ -113,6 +114,45 @@ class Wallet(OnchainMixin, LightningMixin, PaymentsMixin, RoundsMixin, ExitsMixi
                 "held": False,
                 "movement_id": movement["id"] if movement else None,
                 "vtxo_ids": movement["output_vtxos"] if movement else [],
+            }
+
+    # -- seed recovery ---------------------------------------------------------------------------
+    def recover(self, gap_limit: int) -> dict[str, Any]:
+        """Control: what a restore from the seed would find, scanning keys up to ``gap_limit`` unused ones.
+
+        A key index counts as used when any VTXO (spent or not) was ever issued to its pubkey, as
+        the server's VTXO index would show; the scan stops after ``gap_limit`` unused indices in a row.
+        """
+        with self.store.transaction():
+            self.require_wallet()
+            used_pubkeys = {d["user_pubkey"] for d in self.store.all("vtxos")}
+            derived = int(self.store.get_meta("next_key_index", 0))
+            found: list[str] = []
+            gap = 0
+            idx = 0
+            while idx < derived and gap < gap_limit:
+                pubkey = keys.wallet_pubkey(self.seed, idx).hex()
+                if pubkey in used_pubkeys:
+                    found.append(self.address_at(idx))
+                    gap = 0
+                else:
+                    gap += 1
+                idx += 1
+            unspent = recovered = 0
+            for doc in self.store.all("vtxos"):
+                if doc["state"]["type"] not in ("spendable", "locked"):
+                    continue
+                unspent += doc["amount_sat"]
+                owner = self.store.key_by_pubkey(doc["user_pubkey"])
+                if owner is not None and owner[0] < idx:
+                    recovered += doc["amount_sat"]
+            return {
+                "gap_limit": gap_limit,
+                "scanned_to_index": idx,
+                "derived": derived,
+                "found_addresses": found,
+                "unspent_sat": unspent,
+                "recovered_sat": recovered,
             }
 
     # -- misc endpoints ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from PIL import Image
 
 from arkgate.chromium import DEFAULT_PATH, HEADLESS_ARGS
 from tests.admin.conftest import ADMIN_TOKEN, admin_headers
-from tests.conftest import wait_for
+from tests.conftest import BARKD_COMPAT, wait_for
 from tests.live import live_gateway as live_server
 
 CHROMIUM = Path(DEFAULT_PATH)
@@ -210,5 +210,54 @@ async def test_dashboard_follows_an_emergency_exit_through_barkds_states(make_se
                 assert history.startswith("start → processing → awaiting-delta → claimable")
                 ARTIFACTS.mkdir(exist_ok=True)
                 shot = ARTIFACTS / "admin-dashboard-exit-claimed.png"
+                await page.screenshot(path=str(shot), full_page=True)
+                assert_not_blank(shot)
+
+
+async def test_dashboard_shows_barkd_08_balances_and_the_scheduled_refresh(make_settings, simulator):
+    settings = make_settings(
+        admin_token=ADMIN_TOKEN,
+        payment_mode="barkd",
+        barkd_url=simulator.url,
+        barkd_token=simulator.token,
+        reconcile_interval_s=3600,
+        refresh_check_interval_s=0.05,
+    )
+    v08 = BARKD_COMPAT == "0.8.0"
+    with live_server(settings) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=admin_headers()) as client:
+            created = (await client.post("/v1/sessions", json={"amount_sats": 4000})).json()
+            # At the server's maximum exit depth: barkd 0.8 counts them in needs_refresh_sat; due either way.
+            simulator.send_ark(created["funding"]["ark_address"], 4000, exit_depth=100)
+
+            async def registered() -> dict[str, Any] | None:
+                health = (await client.get("/admin/api/health")).json()
+                return health if health["pending_rounds"] else None
+
+            health = await wait_for(registered)
+            scheduled = health["next_scheduled_refresh_height"]
+            if v08:
+                assert scheduled == health["tip_height"] + 144 - 12  # half the 24-block window before expiry
+            else:
+                assert scheduled is None
+
+            async with browser_page() as page:
+                await page.goto(f"{server.url}/admin", wait_until="load")
+                await page.fill("#token", ADMIN_TOKEN)
+                await page.click("#login-button")
+                await page.wait_for_function("() => Number(document.body.dataset.loads || 0) >= 1")
+                categories = await page.locator("#wallet-categories").inner_text()
+                assert "needs refresh" in categories and "pending offboard" in categories
+                table = await page.locator("#health").inner_text()
+                assert f"barkd API\t{'0.8' if v08 else '0.6'}" in table
+                assert f"next scheduled refresh height\t{scheduled if v08 else '–'}" in table
+                assert "unused keys since last payment" in table
+                rounds = await page.locator("#rounds tbody").inner_text()
+                assert ("delegated-pending" if v08 else "pending") in rounds
+                if v08:
+                    assert str(scheduled) in rounds
+                ARTIFACTS.mkdir(exist_ok=True)
+                shot = ARTIFACTS / f"admin-dashboard-barkd-{BARKD_COMPAT}.png"
+                await page.locator("#health").scroll_into_view_if_needed()
                 await page.screenshot(path=str(shot), full_page=True)
                 assert_not_blank(shot)

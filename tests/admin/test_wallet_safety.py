@@ -11,7 +11,7 @@ from embit.networks import NETWORKS
 
 from arkgate.payments.ledger import hash_token
 from tests.admin.conftest import admin_get, admin_headers, admin_post
-from tests.conftest import wait_for
+from tests.conftest import BARKD_COMPAT, wait_for
 
 
 def external_signet_address() -> str:
@@ -60,8 +60,22 @@ async def test_vtxos_near_expiry_are_refreshed_by_the_policy_after_mining(operat
         assert entry["detail"]["vtxos"] == [vtxo["id"]]
         assert entry["detail"]["source"] == "policy"
         assert entry["amount_sats"] == 5000
-
-        simulator.mine(1)  # the round runs
+        assert entry["detail"]["fee_estimate_sats"] == 0  # within the fee policy
+        tip = (await admin_get(gw.client, "health"))["tip_height"]
+        if BARKD_COMPAT == "0.8.0":
+            # Delegated to the server, scheduled half the refresh window (5 blocks) before expiry.
+            assert entry["detail"]["mode"] == "delegated"
+            scheduled = entry["detail"]["scheduled_height"]
+            assert scheduled == vtxo["expiry_height"] - 5
+            assert tip < scheduled < vtxo["expiry_height"]
+            health = await admin_get(gw.client, "health")
+            assert health["next_scheduled_refresh_height"] == scheduled
+            assert health["barkd_version"] == "0.8"
+            simulator.mine(scheduled - tip)  # the server carries it through at that height
+        else:
+            assert entry["detail"]["mode"] == "interactive"
+            assert entry["detail"]["scheduled_height"] is None
+            simulator.mine(1)  # the round runs
 
         async def refreshed() -> dict[str, Any] | None:
             current = await admin_get(gw.client, "health")
@@ -73,8 +87,8 @@ async def test_vtxos_near_expiry_are_refreshed_by_the_policy_after_mining(operat
         [fresh] = [v for v in current["vtxos"] if v["state"] == "spendable"]
         assert fresh["id"] != vtxo["id"]
         assert fresh["amount_sats"] == 5000
-        assert fresh["blocks_left"] == 144
         assert fresh["expiry_height"] == current["tip_height"] + 144
+        assert fresh["expiry_height"] > vtxo["expiry_height"]
         overview = await admin_get(gw.client, "overview")
         assert overview["wallet"]["spendable_sat"] == 5000  # barkd's own object, untouched
         assert overview["liabilities_sats"] == 5000
@@ -322,3 +336,6 @@ async def test_sweep_to_a_lightning_invoice_pays_it_only_when_the_surplus_covers
         assert paid["plan"]["amount_sats"] == 2000
         assert paid["spendable_after_sats"] >= 2500  # liabilities stay covered
         assert len(paid["reference"]["payment_hash"]) == 64
+        # barkd 0.8 is told how long to keep retrying the operator's send; 0.6 never sees the field.
+        retry = simulator.state()["last_send_request"]["retry_for_secs"]
+        assert retry == (60 if BARKD_COMPAT == "0.8.0" else None)

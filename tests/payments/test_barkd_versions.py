@@ -66,3 +66,23 @@ async def test_without_a_websocket_the_watcher_falls_back(tmp_path, make_setting
             sim.send_ark(created["funding"]["ark_address"], 20)
             assert await wait_for(lambda: _balance_is(gw, created["token"], 100), timeout_s=15)
             await gw.assert_ledger_consistent()
+
+
+@pytest.mark.parametrize(("compat", "expected"), [("0.8.0", "0.8"), ("0.6.0", "0.6"), ("0.1.4", "0.1")])
+async def test_the_adapter_tells_the_barkd_api_from_its_answers(tmp_path, compat, expected):
+    from arkgate.payments.barkd import BarkdClient
+
+    with SimulatorServer(tmp_path / "barkd", compat=compat, wait_timeout_s=1.0) as sim:
+        barkd = BarkdClient(sim.url, sim.token)
+        try:
+            assert await barkd.api_version() == expected
+            assert await barkd.speaks_08() is (expected == "0.8")
+            # retry_for_secs reaches a 0.8 barkd only; older ones never see the field.
+            address = await barkd.next_address()
+            sim.send_ark(address, 5000)
+            await barkd.send_ark(await barkd.next_address(), 1000, retry_for_secs=45)
+            sent = sim.state()["last_send_request"]
+            assert sent["retry_for_secs"] == (45 if expected == "0.8" else None)
+            assert ("retry_for_secs" in sent["fields"]) is (expected == "0.8")
+        finally:
+            await barkd.aclose()

@@ -1,4 +1,4 @@
-"""Validate simulator responses against barkd's OpenAPI 0.6.0 document."""
+"""Validate simulator responses against barkd's OpenAPI documents (0.6.0 and 0.8.0, in tests/fixtures/barkd)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 from jsonschema import Draft202012Validator
 
-# barkd's own API description (MIT, by Second), vendored with its licence.
-SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "barkd" / "openapi-0.6.0.json"
+# barkd's own API descriptions (MIT, by Second), vendored with their licence.
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "barkd"
 
 
-def load_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = json.loads(SPEC.read_text())
+def load_spec(version: str = "0.6.0") -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads((FIXTURES / f"openapi-{version}.json").read_text())
     return spec
 
 

@@ -1,10 +1,12 @@
-"""The official barkd-client (0.8.0) models parse the simulator's 0.6.0 responses.
+"""The official barkd-client (0.8.0) models parse the simulator's responses (0.8.0 by default).
 
 0.8.0 differs from 0.6.0 (BEHAVIOUR.md section 9): its ``Balance`` requires three fields 0.6.0
-does not send, so that model is expected to reject a 0.6.0 balance; everything else parses.
+does not send, so that model parses the simulator's 0.8.0 balance and rejects its 0.6.0 one.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 import pytest
@@ -44,8 +46,14 @@ def test_client_models_parse_simulator_responses(sim: SimulatorServer, client: h
     assert all(ExitTransactionStatus.from_dict(s).vtxo_id for s in statuses)
 
 
-def test_client_0_8_0_balance_needs_fields_that_0_6_0_lacks(client: httpx.Client) -> None:
-    body = client.get(f"{V1}/wallet/balance").json()
+def test_client_0_8_0_balance_parses_the_0_8_balance(client: httpx.Client) -> None:
+    balance = Balance.from_dict(client.get(f"{V1}/wallet/balance").json())
+    assert balance.needs_refresh_sat == 0 and balance.pending_offboard_sat == 0
+
+
+def test_client_0_8_0_balance_needs_fields_that_0_6_0_lacks(tmp_path: Path) -> None:
+    with SimulatorServer(tmp_path / "sim06", compat="0.6.0") as sim06:
+        body = httpx.get(f"{sim06.url}{V1}/wallet/balance", headers=sim06.headers()).json()
     assert "needs_refresh_sat" not in body
     with pytest.raises(Exception):
         Balance.from_dict(body)

@@ -1,6 +1,9 @@
-"""Drive every barkd route on the simulator and validate each body against openapi-0.6.0.json."""
+"""Drive every barkd route on the simulator in 0.8.0 and 0.6.0 mode; validate each body against that spec."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import bolt11
 import httpx
@@ -13,13 +16,25 @@ from .contract import ContractClient, load_spec
 V1 = "/api/v1"
 
 
+@pytest.fixture(params=["0.8.0", "0.6.0"])
+def compat(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def api(client: httpx.Client) -> ContractClient:
-    return ContractClient(client, load_spec())
+def sim(tmp_path: Path, compat: str) -> Iterator[SimulatorServer]:
+    with SimulatorServer(tmp_path / "sim", wait_timeout_s=0.3, lightning_receive_ppm=1000, compat=compat) as server:
+        yield server
 
 
-def test_every_route_answers_with_schema_valid_bodies(sim: SimulatorServer, api: ContractClient) -> None:
+@pytest.fixture
+def api(client: httpx.Client, compat: str) -> ContractClient:
+    return ContractClient(client, load_spec(compat))
+
+
+def test_every_route_answers_with_schema_valid_bodies(sim: SimulatorServer, api: ContractClient, compat: str) -> None:
     c = api.call
+    v08 = compat == "0.8.0"
     c("GET", "/ping")
     assert c("GET", f"{V1}/wallet")["fingerprint"]
     c("POST", f"{V1}/wallet/create", status=400, json={"network": "signet"})
@@ -49,14 +64,14 @@ def test_every_route_answers_with_schema_valid_bodies(sim: SimulatorServer, api:
     other = c("POST", f"{V1}/wallet/addresses/next")["address"]
     c("POST", f"{V1}/lightning/receives/invoice/for-address", json={"amount_sat": 2000, "address": other})
 
-    c("GET", f"{V1}/wallet/balance")
+    assert ("needs_refresh_sat" in c("GET", f"{V1}/wallet/balance")) is v08
     vtxos = c("GET", f"{V1}/wallet/vtxos")
     vtxo_id = vtxos[0]["id"]
     c("GET", f"{V1}/wallet/vtxos/{{id}}", params={"id": vtxo_id})
     c("GET", f"{V1}/wallet/vtxos/{{id}}", params={"id": "00" * 32 + ":9"}, status=404)
     c("GET", f"{V1}/wallet/vtxos/{{id}}", params={"id": "bad"}, status=400)
     encoded = c("GET", f"{V1}/wallet/vtxos/{{id}}/encoded", params={"id": vtxo_id})["encoded"]
-    c("POST", f"{V1}/wallet/import-vtxo", json={"vtxos": [encoded]})
+    c("POST", f"{V1}/wallet/import-vtxo", json={"vtxos": [encoded], "gap_limit": 50, "allow_partial": True})
 
     # History and notifications.
     movements = c("GET", f"{V1}/history")
@@ -88,7 +103,8 @@ def test_every_route_answers_with_schema_valid_bodies(sim: SimulatorServer, api:
     foreign_invoice = _foreign_invoice()
     paid = c("POST", f"{V1}/lightning/pay", json={"destination": foreign_invoice})
     c("GET", f"{V1}/lightning/sends/{{identifier}}", params={"identifier": paid["payment_hash"]})
-    c("POST", f"{V1}/wallet/send", json={"destination": other, "amount_sat": 1000})
+    c("POST", f"{V1}/wallet/send", json={"destination": other, "amount_sat": 1000, "retry_for_secs": 30})
+    assert sim.state()["last_send_request"]["retry_for_secs"] == (30 if v08 else None)
     c("POST", f"{V1}/wallet/send-onchain", json={"destination": onchain, "amount_sat": 2000})
     c("POST", f"{V1}/message/sign", json={"message": "hi", "address": address})
     sig = c("POST", f"{V1}/message/sign", json={"message": "hi", "address": address})["signature"]
@@ -97,9 +113,20 @@ def test_every_route_answers_with_schema_valid_bodies(sim: SimulatorServer, api:
     # Rounds.
     some = c("GET", f"{V1}/wallet/vtxos")
     c("POST", f"{V1}/wallet/refresh/vtxos", json={"vtxos": [some[0]["id"]]})
-    c("POST", f"{V1}/wallet/refresh/delegated/vtxos", json={"vtxos": [some[1]["id"]]})
+    tip = c("GET", f"{V1}/bitcoin/tip")["tip_height"]
+    c("POST", f"{V1}/wallet/refresh/delegated/vtxos", json={"vtxos": [some[1]["id"]], "height": tip + 2})
     c("POST", f"{V1}/wallet/refresh/counterparty")
+    states = {r.get("state") for r in c("GET", f"{V1}/wallet/rounds")}
+    assert states == ({"pending", "delegated-pending"} if v08 else {None})
+    sim.mine(1)
     c("GET", f"{V1}/wallet/rounds")
+    sim.mine(2)
+    sim.faults(fail_rounds="failed")
+    c("POST", f"{V1}/wallet/refresh/vtxos", json={"vtxos": [c("GET", f"{V1}/wallet/vtxos")[0]["id"]]})
+    sim.run_round()
+    failed = c("GET", f"{V1}/wallet/rounds")
+    assert "failed" in [r["status"]["status"] for r in failed]
+    sim.faults(fail_rounds=None)
     sim.mine(1)
     c("POST", f"{V1}/wallet/refresh/all")
     sim.mine(1)
@@ -146,9 +173,19 @@ def test_every_route_answers_with_schema_valid_bodies(sim: SimulatorServer, api:
     c("POST", f"{V1}/wallet/offboard/all", json={}, status=500)
     sim.send_ark(address, 30_000)
     fresh = [v["id"] for v in c("GET", f"{V1}/wallet/vtxos") if v["state"]["type"] == "spendable"]
-    c("POST", f"{V1}/wallet/offboard/vtxos", json={"vtxos": fresh[:1], "address": onchain})
+    offboard = c("POST", f"{V1}/wallet/offboard/vtxos", json={"vtxos": fresh[:1], "address": onchain})
+    assert ("movement_id" in offboard) is v08
     sim.send_ark(address, 30_000)
     c("POST", f"{V1}/wallet/offboard/all", json={})
+
+    if v08:
+        # An exit that has not committed when its VTXO expires ends ``vtxo-swept`` (0.8.0).
+        sim.send_ark(address, 21_000, expiry_height=c("GET", f"{V1}/bitcoin/tip")["tip_height"] + 1)
+        doomed = next(v["id"] for v in c("GET", f"{V1}/wallet/vtxos") if v["amount_sat"] == 21_000)
+        c("POST", f"{V1}/exits/start/vtxos", json={"vtxos": [doomed]})
+        sim.mine(1)
+        swept = c("GET", f"{V1}/exits/status/vtxo/{{vtxo_id}}", params={"vtxo_id": doomed})
+        assert swept["state"]["type"] == "vtxo-swept"
 
     # Finally the wallet lifecycle: delete, then every wallet route answers 422.
     fingerprint = c("GET", f"{V1}/wallet")["fingerprint"]

@@ -110,6 +110,9 @@
       ["next expiry height", h.next_expiry_height],
       ["next refresh due in (blocks)", h.next_refresh_due_in_blocks],
       ["refresh threshold (blocks)", h.refresh_before_blocks],
+      ["next scheduled refresh height", h.next_scheduled_refresh_height === null ? "–" : h.next_scheduled_refresh_height],
+      ["barkd API", h.barkd_version || "–"],
+      ["unused keys since last payment", h.address_gap ? h.address_gap.gap + " of " + h.address_gap.limit : "–"],
       ["auto-exit after (s)", h.monitor.auto_exit_after_s === null ? "off" : h.monitor.auto_exit_after_s],
       ["Ark server unreachable since", h.monitor.disconnected_since || "–"],
     ];
@@ -117,7 +120,7 @@
       const value = v === true ? "yes" : v === false ? "no" : v;
       return [cell(k), cell(value, v === true ? "yes" : v === false ? "no" : "")];
     }));
-    fillTable("rounds", (h.pending_rounds || []).map((r) => [cell(r.id), cell(r.status && r.status.status), cell((r.participation && r.participation.inputs || []).length, "num")]));
+    fillTable("rounds", (h.pending_rounds || []).map((r) => [cell(r.id), cell(r.state || (r.status && r.status.status)), cell(r.scheduled_height === undefined || r.scheduled_height === null ? "–" : r.scheduled_height, "num"), cell((r.participation && r.participation.inputs || []).length, "num")]));
     const vtxos = (h.vtxos || []).filter((v) => v.state === "spendable" || v.state === "locked");
     chart("chart-vtxos", {
       type: "bar",

@@ -33,16 +33,10 @@ def run_gateway(settings: Settings) -> None:
 
     from arkgate.app import create_app
     from arkgate.logs import configure_logging
+    from arkgate.serving import server_config
 
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-    )
+    uvicorn.Server(server_config(create_app(settings), settings)).run()
 
 
 @app.command()

@@ -66,6 +66,8 @@ class Endpoint:
     example: dict[str, Any] | None = None
     metered: Metered | None = None
     tags: tuple[str, ...] = field(default=())
+    # Requests may exceed ``max_body_bytes`` up to ``max_large_body_bytes`` (long conversations).
+    has_large_body: bool = False
 
     @property
     def path(self) -> str:

@@ -2,10 +2,12 @@
 
 Read at scrape time from the same code as the admin overview and health report, so the
 dashboard and Prometheus never disagree. barkd being unreachable leaves the wallet gauges
-unset (absent) rather than zero, which would look like an empty wallet.
+NaN rather than zero, which would look like an empty wallet.
 """
 
 from __future__ import annotations
+
+import math
 
 from arkgate.admin.console import Console
 from arkgate.admin.overview import wallet_view
@@ -23,20 +25,19 @@ async def refresh_gauges(console: Console, rt: Runtime) -> None:
         return
     wallet = await wallet_view(console)
     assets = wallet["assets_sats"]
-    if assets is not None:
-        metrics.wallet_assets_sats.set(assets)
-        metrics.solvency_surplus_sats.set(assets - liabilities)
+    metrics.wallet_assets_sats.set(math.nan if assets is None else assets)
+    metrics.solvency_surplus_sats.set(math.nan if assets is None else assets - liabilities)
     try:
         tip = await console.barkd.tip_height()
         vtxos = await console.barkd.vtxo_list()
     except (BarkdError, WalletUnavailableError):
-        return
+        tip, vtxos = 0, []
     live = [
         int(vtxo["expiry_height"])
         for vtxo in vtxos
         if isinstance(vtxo.get("expiry_height"), int)
         and (vtxo.get("state") or {}).get("type") in ("spendable", "locked")
     ]
-    if live:
-        metrics.vtxo_nearest_expiry_height.set(min(live))
-        metrics.vtxo_nearest_expiry_blocks.set(min(live) - tip)
+    nearest = min(live) if live else math.nan
+    metrics.vtxo_nearest_expiry_height.set(nearest)
+    metrics.vtxo_nearest_expiry_blocks.set(nearest - tip)

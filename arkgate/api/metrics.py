@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, CollectorRegistry, Counter, Gauge, Histogram
@@ -56,6 +57,15 @@ class Metrics:
         self.vtxo_nearest_expiry_blocks = Gauge(
             "arkgate_vtxo_nearest_expiry_blocks", "Blocks until the soonest VTXO expiry", registry=self.registry
         )
+
+        # Unknown until read from barkd: NaN, never a zero that looks like an empty wallet.
+        for gauge in (
+            self.wallet_assets_sats,
+            self.solvency_surplus_sats,
+            self.vtxo_nearest_expiry_height,
+            self.vtxo_nearest_expiry_blocks,
+        ):
+            gauge.set(math.nan)
 
 
 def _version() -> str:

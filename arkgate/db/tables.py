@@ -148,3 +148,13 @@ webhook_deliveries = Table(
     Column("created_at", Instant, nullable=False),
     Column("delivered_at", Instant, nullable=True),
 )
+
+# Which client opened a session (SHA-256 of its IP, never the address itself), so the number of
+# unfunded sessions one client holds can be bounded (``max_unfunded_sessions_per_ip``).
+session_origins = Table(
+    "session_origins",
+    metadata,
+    Column("session_id", Integer, ForeignKey("sessions.id"), primary_key=True),
+    Column("client_key", String(64), nullable=False, index=True),
+    Column("created_at", Instant, nullable=False),
+)

@@ -124,6 +124,7 @@ async def _prune_unfunded_sessions(database: Database, lapsed_before: datetime) 
                     (await conn.execute(delete(t.invoices).where(t.invoices.c.session_id.in_(ids)))).rowcount or 0
                 )
                 await conn.execute(delete(t.idempotency_keys).where(t.idempotency_keys.c.session_id.in_(ids)))
+                await conn.execute(delete(t.session_origins).where(t.session_origins.c.session_id.in_(ids)))
                 await conn.execute(delete(s).where(s.c.id.in_(ids)))
         sessions += len(ids)
         if len(ids) < BATCH:

@@ -407,6 +407,9 @@ class Settings(BaseSettings):
         ge=0,
         description="Unfunded, unexpired sessions (each with an open invoice) one client IP may hold (0: no limit).",
     )
+    max_open_invoices_per_session: int = Field(
+        5, ge=0, description="Unpaid, unexpired top-up invoices one session may hold (0: no limit)."
+    )
     prune_interval_s: float = Field(3600.0, gt=0, description="How often the retention job prunes old rows.")
     unfunded_retention_s: int = Field(
         7 * 24 * 3600,

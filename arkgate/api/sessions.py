@@ -192,6 +192,17 @@ async def create_session(body: CreateSession, request: Request) -> Response:
 
 async def add_topup_invoice(rt: Runtime, session_id: int, amount_sats: int) -> dict[str, Any]:
     """A new invoice for an existing session, recorded so its payment credits that session."""
+    limit = rt.settings.max_open_invoices_per_session
+    now = utcnow()
+    open_invoices = [
+        i for i in await rt.ledger.invoices_of(session_id) if i["status"] == "pending" and i["expires_at"] > now
+    ]
+    if limit > 0 and len(open_invoices) >= limit:
+        raise RateLimitedError(
+            f"this session already has {limit} unpaid invoices: pay one of them, send sats to its Ark address, "
+            "or wait until one expires",
+            details={"_headers": {"Retry-After": "60"}},
+        )
     invoice, _ = await new_funding(rt, amount_sats, with_address=False)
     invoice["purpose"] = "topup"
     await rt.ledger.add_invoice(session_id, invoice)

@@ -39,3 +39,23 @@ async def test_unfunded_sessions_per_client_are_bounded_until_one_is_paid(gatewa
         await wait_for(credited)
         assert (await gw.client.post("/v1/sessions", json={"amount_sats": 500})).status_code == 201
         assert await _sessions(gw) == 4
+
+
+async def test_open_top_up_invoices_per_session_are_bounded(gateway_factory: Any, simulator: Any) -> None:
+    async with gateway_factory(
+        payment_mode="barkd", barkd_url=simulator.url, barkd_token=simulator.token, max_open_invoices_per_session=2
+    ) as gw:
+        created = await gw.create_session(500)  # its funding invoice is the first open one
+        headers = {"Authorization": f"Bearer {created['token']}"}
+        first = await gw.client.post("/v1/sessions/topup", json={"amount_sats": 100}, headers=headers)
+        assert first.status_code == 200, first.text
+        refused = await gw.client.post("/v1/sessions/topup", json={"amount_sats": 100}, headers=headers)
+        assert refused.status_code == 429 and "unpaid invoices" in refused.json()["error"]
+        simulator.pay_invoice(first.json()["funding"]["lightning_invoice"])
+
+        async def credited() -> bool:
+            return await gw.balance(created["token"]) == 100
+
+        await wait_for(credited)
+        again = await gw.client.post("/v1/sessions/topup", json={"amount_sats": 100}, headers=headers)
+        assert again.status_code == 200, again.text

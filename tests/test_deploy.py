@@ -6,6 +6,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,19 @@ def test_the_image_builds_when_a_container_runtime_is_available() -> None:
     if docker is None or subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode != 0:
         pytest.skip("no container runtime here (docker info fails): the artefacts are checked statically above")
     subprocess.run([docker, "build", "-q", "-t", "arkgate:test", str(ROOT)], check=True, timeout=1800)
+
+
+def test_systemd_accepts_the_unit_and_rates_it_well_sandboxed(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    arkgate = Path(sys.executable).parent / "arkgate"
+    unit = tmp_path / "arkgate.service"
+    unit.write_text((DEPLOY / "arkgate.service").read_text().replace("/opt/arkgate/.venv/bin/arkgate", str(arkgate)))
+    verify = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
+    security = subprocess.run(
+        [analyze, "security", "--offline=yes", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    (exposure,) = re.findall(r"Overall exposure level for arkgate\.service: ([\d.]+)", security.stdout)
+    assert float(exposure) <= 2.0, security.stdout[-2000:]

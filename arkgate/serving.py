@@ -7,7 +7,9 @@ is uvicorn's h11 protocol with two additions:
 - headers larger than ``max_header_bytes`` are refused with 431 in the response wrapper
   (h11 stops buffering there, via ``h11_max_incomplete_event_size``);
 - a client must finish sending headers within ``header_timeout_s`` of connecting, or of
-  the previous response on a kept-alive connection, or it is disconnected.
+  the previous response on a kept-alive connection, or it is disconnected;
+- once its headers are in, it must finish the body within ``body_timeout_s``, or it is
+  disconnected (the app sees the client gone: a charged call is refunded).
 
 Bodies are limited by ``arkgate.api.limits`` inside the app, per route.
 """
@@ -25,6 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from arkgate.settings import Settings
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
 
 
 class HardenedH11Protocol(H11Protocol):
@@ -32,6 +35,8 @@ class HardenedH11Protocol(H11Protocol):
         super().__init__(config, *args, **kwargs)
         self._header_timeout_s = float(getattr(config, "header_timeout_s", DEFAULT_HEADER_TIMEOUT_S))
         self._header_timer: asyncio.TimerHandle | None = None
+        self._body_timeout_s = float(getattr(config, "body_timeout_s", DEFAULT_BODY_TIMEOUT_S))
+        self._body_timer: asyncio.TimerHandle | None = None
         self._max_header_bytes = config.h11_max_incomplete_event_size
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -40,12 +45,18 @@ class HardenedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        self._disarm_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
+        state = self.conn.their_state
+        if state is not h11.IDLE:
             self._disarm_header_timer()  # the request's headers are complete
+        if state is h11.SEND_BODY and self._body_timer is None:
+            self._body_timer = self.loop.call_later(self._body_timeout_s, self._body_too_slow)
+        elif state is not h11.SEND_BODY:
+            self._disarm_body_timer()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -83,6 +94,16 @@ class HardenedH11Protocol(H11Protocol):
             self._header_timer.cancel()
             self._header_timer = None
 
+    def _disarm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            self.transport.close()
+
     def _headers_too_slow(self) -> None:
         self._header_timer = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
@@ -105,5 +126,7 @@ def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Con
     }
     options.update(overrides)
     config = uvicorn.Config(app, **options)
-    config.header_timeout_s = settings.header_timeout_s  # type: ignore[attr-defined]  # read by the protocol
+    # Read by the protocol (uvicorn's Config has no such fields; the object pickles for workers).
+    config.header_timeout_s = settings.header_timeout_s  # type: ignore[attr-defined]
+    config.body_timeout_s = settings.body_timeout_s  # type: ignore[attr-defined]
     return config

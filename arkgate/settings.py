@@ -401,6 +401,9 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         10.0, gt=0, description="A client must send a request's complete headers within this time, or is cut off."
     )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="A client must send a request's whole body within this time after its headers."
+    )
     keep_alive_timeout_s: int = Field(5, ge=1, description="Idle keep-alive connections are closed after this.")
     max_unfunded_sessions_per_ip: int = Field(
         20,

@@ -138,3 +138,18 @@ def test_a_large_body_is_accepted_where_a_route_declares_it(tmp_path: Path) -> N
         # ai-chat takes long conversations: the body limit lets it through to validation (400, not 413).
         large = httpx.post(f"{gw.url}/api/ai-chat", json={"prompt": "hi", "padding": padding})
         assert large.status_code != 413, large.text
+
+
+def test_a_client_slow_to_send_its_body_is_disconnected(tmp_path: Path) -> None:
+    with served_gateway(tmp_path, body_timeout_s=1.0) as gw:
+        with socket.create_connection((gw.host, gw.port), timeout=30) as sock:
+            sock.sendall(
+                b"POST /v1/sessions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"amount_sats"'  # 15 of the 100 bytes promised, then nothing
+            )
+            answer = b""
+            while chunk := sock.recv(65536):  # the server hangs up; the socket timeout only bounds the test
+                answer += chunk
+            assert b" 201 " not in answer
+        # A body that arrives in time is served.
+        assert httpx.post(f"{gw.url}/v1/sessions", json={"amount_sats": 500}).status_code == 201

@@ -8,17 +8,22 @@ import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from arkgate.api import health, metering, public, sessions
 from arkgate.api.envelope import install_error_handlers
 from arkgate.api.metrics import Metrics
 from arkgate.api.ratelimit import RateLimits
+from arkgate.api.request_id import RequestIdMiddleware
+from arkgate.api.request_limits import BodyLimits, RequestLimitsMiddleware
 from arkgate.api.runtime import Runtime
 from arkgate.catalog.context import Services
 from arkgate.catalog.registry import Catalog, load_catalog
 from arkgate.db import migrate
 from arkgate.db.engine import Database
+from arkgate.payments import retention
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import CreditResult, Ledger
@@ -34,10 +39,13 @@ PARTS = (
     "arkgate.web.routes",
 )
 
+log = structlog.get_logger("arkgate.app")
+
 StartupHook = Callable[[Runtime], Awaitable[None]]
 
 
 def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI:
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, downloads: the owner's only
     database = Database(settings.effective_database_url)
     ledger = Ledger(
         database,
@@ -74,6 +82,14 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         tasks: list[asyncio.Task[Any]] = []
         if rt.watcher is not None:
             tasks.append(asyncio.create_task(rt.watcher.run(), name="payment-watcher"))
+        tasks.append(
+            asyncio.create_task(
+                retention.pruning_loop(
+                    database, retention.Retention.from_settings(settings), interval_s=settings.prune_interval_s
+                ),
+                name="retention",
+            )
+        )
         async with contextlib.AsyncExitStack() as stack:
             for context in rt.extras.get("lifespan_contexts", []):
                 await stack.enter_async_context(context())
@@ -118,7 +134,23 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         )
     for name in PARTS:
         importlib.import_module(name).install(app, rt)
+    _install_http_guards(app, rt)
     return app
+
+
+def _install_http_guards(app: FastAPI, rt: Runtime) -> None:
+    """Outermost first: request id, trusted-proxy headers, then size limits before any route runs."""
+    settings = rt.settings
+    body_limits = BodyLimits(small_bytes=settings.max_body_bytes, large_bytes=settings.max_large_body_bytes)
+    # MCP tool calls carry the same arguments as the endpoints, ai-chat's long conversations included.
+    body_limits.declare_large(paths=[e.path for e in rt.catalog if e.has_large_body], prefixes=["/mcp"])
+    rt.extras["body_limits"] = body_limits
+    app.add_middleware(RequestLimitsMiddleware, limits=body_limits, max_header_bytes=settings.max_header_bytes)
+    if settings.forwarded_allow_ips:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
+    app.add_middleware(RequestIdMiddleware)
+    if settings.metrics_token is None and settings.admin_token is None:
+        log.warning("metrics.public", hint="set ARKGATE_METRICS_TOKEN or ARKGATE_ADMIN_TOKEN to protect /metrics")
 
 
 def _count_credit(rt: Runtime, result: CreditResult, rail: str) -> None:

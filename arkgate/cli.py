@@ -123,6 +123,7 @@ def run_gateway(settings: Settings, sock: socket.socket | None = None) -> None:
 
     from arkgate.app import create_app
     from arkgate.logs import configure_logging
+    from arkgate.serving import server_config
 
     sock = sock if sock is not None else bind(settings.host, settings.port)
     _prepare_database(settings)
@@ -139,7 +140,7 @@ def run_gateway(settings: Settings, sock: socket.socket | None = None) -> None:
                     err=True,
                 )
 
-    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, proxy_headers=False)
+    config = server_config(create_app(settings), settings)
     Server(config).run(sockets=[sock])
 
 

@@ -504,6 +504,56 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown BTC price provider(s): {', '.join(unknown)} (use coingecko, kraken, mempool)")
         return names
 
+    # --- hardening: proxies, request limits, retention, metrics (issue 15) ---------------
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated proxy addresses or networks (e.g. 10.0.0.0/8) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are trusted for the client IP and public scheme; '*' trusts every peer. Empty: none.",
+    )
+    max_body_bytes: int = Field(
+        65_536, ge=1024, description="Largest request body, counted while reading; larger answers 413."
+    )
+    max_large_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest request body of a route that declares it takes large bodies (ai-chat, /mcp).",
+    )
+    max_header_bytes: int = Field(
+        32_768, ge=1024, description="Largest request line plus headers; larger answers 431 and closes."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="A client must send a request's complete headers within this time, or is cut off."
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="A client must send a request's whole body within this time after its headers."
+    )
+    keep_alive_timeout_s: int = Field(5, ge=1, description="Idle keep-alive connections are closed after this.")
+    max_unfunded_sessions_per_ip: int = Field(
+        20,
+        ge=0,
+        description="Unfunded, unexpired sessions (each with an open invoice) one client IP may hold (0: no limit).",
+    )
+    max_open_invoices_per_session: int = Field(
+        5, ge=0, description="Unpaid, unexpired top-up invoices one session may hold (0: no limit)."
+    )
+    prune_interval_s: float = Field(3600.0, gt=0, description="How often the retention job prunes old rows.")
+    unfunded_retention_s: int = Field(
+        7 * 24 * 3600,
+        ge=0,
+        description="Never-funded sessions, and expired or canceled invoices, are deleted this long after they lapse.",
+    )
+    call_receipt_retention_s: int = Field(
+        90 * 24 * 3600,
+        ge=0,
+        description="Call receipts older than this are folded into one aggregate ledger row per session "
+        "(balances unchanged; 0: keep every receipt).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for /metrics. /metrics requires this or the admin token when either is set; "
+        "public only when neither is.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -520,6 +570,21 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_forwarded(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _valid_forwarded(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)
         return value
 
     @field_validator("outbound_allowed_ports", mode="before")

@@ -12,12 +12,15 @@ from arkgate.api.envelope import dumps
 from arkgate.app import create_app
 from arkgate.catalog import qr_generate
 from arkgate.catalog.registry import Catalog
+from arkgate.logs import configure_logging
 from arkgate.settings import Settings
 
 
 def gateway() -> FastAPI:
     """The gateway with only qr-generate, free payment mode, settings from ARKGATE_* variables."""
-    return create_app(Settings(), catalog=Catalog([qr_generate.ENDPOINT]))
+    settings = Settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)  # as `arkgate serve` does
+    return create_app(settings, catalog=Catalog([qr_generate.ENDPOINT]))
 
 
 def unmetered() -> FastAPI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 from arkgate.app import create_app
 from arkgate.settings import Settings
@@ -41,6 +43,21 @@ def _loopback_only(event: str, args: tuple[Any, ...]) -> None:
 
 
 sys.addaudithook(_loopback_only)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_logs() -> None:
+    """Gateways run inside the test process: their info lines (call.charged, ...) stay out of captured
+    stdout. Warnings still show. Not cached, so a test may reconfigure structlog to capture lines."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=False,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from arkgate.admin import exits, oplog, reconcile, refresh, sweep
 from arkgate.admin.alerts import Alerter
 from arkgate.admin.console import Console, closing, console_of
+from arkgate.admin.gauges import refresh_gauges
 from arkgate.admin.health import build_health
 from arkgate.admin.monitor import Monitor
 from arkgate.admin.overview import build_overview, recent_activity
@@ -245,6 +246,7 @@ def install(app: FastAPI, rt: Runtime) -> None:
     rt.extras["admin_console"] = console
     rt.extras.setdefault("lifespan_contexts", []).append(lambda: closing(console))
     app.include_router(router)
+    rt.extras.setdefault("metrics_refreshers", []).append(lambda rt: refresh_gauges(console, rt))
     if rt.barkd is None:
         return  # free mode: no wallet to watch
     # The watchdog and refresh policy protect the funds even when the admin API is disabled.

@@ -111,7 +111,9 @@ async def _tokenless(rt: Runtime, request: Request, endpoint: Endpoint, price_sa
     except RateLimitedError as exc:
         return error_response(exc, endpoint=endpoint.path)
     try:
-        token, created = await open_session(rt, amount, source="l402")
+        token, created = await open_session(rt, amount, source="l402", client_ip=client_ip(request))
+    except RateLimitedError as exc:  # too many unpaid sessions from this client
+        return error_response(exc, endpoint=endpoint.path)
     except ArkgateError as exc:
         log.warning("challenge.no_invoice", endpoint_id=endpoint.id, reason=exc.code)
         problem = PaymentRequiredError(

@@ -299,8 +299,9 @@ def _register_session_tools(server: GatewayMCP) -> None:
         async def work() -> dict[str, Any]:
             amount = validate_amount(rt, amount_sats if amount_sats is not None else rt.settings.default_session_sats)
             origin = http_request(ctx)
-            await rt.limits.hit("sessions", client_ip(origin) if origin is not None else "mcp")
-            _, created = await open_session(rt, amount, source="mcp")
+            ip = client_ip(origin) if origin is not None else "mcp"
+            await rt.limits.hit("sessions", ip)
+            _, created = await open_session(rt, amount, source="mcp", client_ip=ip)
             return created.model_dump() | {
                 "next": "pay funding.lightning_invoice (or send sats to funding.ark_address), then pass token as "
                 "session_token to paid tools"

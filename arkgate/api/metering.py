@@ -145,6 +145,14 @@ class Meter:
             return replayed.response
         except ArkgateError as exc:
             return self.fail(exc)
+        log.info(
+            "call.charged",
+            endpoint_id=endpoint.id,
+            call_id=charge.call_id,
+            session_id=charge.session_id,
+            amount_sats=charge.amount_sats,
+            balance_sats=charge.balance_sats,
+        )
         return await self._run(payload, charge, idem_key)
 
     async def _token_hash(self) -> str | None:
@@ -275,7 +283,17 @@ class Meter:
     async def _refund(self, charge: Charge, amount_sats: int, reason: str, idem_key: str | None) -> int:
         if amount_sats <= 0:
             return charge.balance_sats
-        return await self.rt.ledger.refund(charge, amount_sats, reason=reason, forget_idempotency=idem_key)
+        balance = await self.rt.ledger.refund(charge, amount_sats, reason=reason, forget_idempotency=idem_key)
+        log.info(
+            "call.refunded",
+            endpoint_id=charge.endpoint_id,
+            call_id=charge.call_id,
+            session_id=charge.session_id,
+            amount_sats=amount_sats,
+            reason=reason,
+            balance_sats=balance,
+        )
+        return balance
 
     def _refund_in_background(self, charge: Charge, amount_sats: int, reason: str, idem_key: str | None) -> None:
         task = asyncio.create_task(self._refund(charge, amount_sats, reason, idem_key))

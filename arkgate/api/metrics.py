@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import math
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.process_collector import ProcessCollector
 
 
 class Metrics:
@@ -29,3 +33,43 @@ class Metrics:
             "Seconds since the watcher last saw a barkd event",
             registry=self.registry,
         )
+        # Process (memory, CPU, open files) and build information, for every instance.
+        ProcessCollector(registry=self.registry)
+        for collector in (GC_COLLECTOR, PLATFORM_COLLECTOR):
+            self.registry.register(collector)
+        self.build_info = Gauge(
+            "arkgate_build_info", "Always 1; labels say which arkgate runs", ["version"], registry=self.registry
+        )
+        self.build_info.labels(_version()).set(1)
+        # Solvency, set at scrape time by the admin part (arkgate.admin.gauges).
+        self.liabilities_sats = Gauge(
+            "arkgate_liabilities_sats", "Sum of unspent session balances (sats owed)", registry=self.registry
+        )
+        self.wallet_assets_sats = Gauge(
+            "arkgate_wallet_assets_sats", "Operator funds in the barkd wallet", registry=self.registry
+        )
+        self.solvency_surplus_sats = Gauge(
+            "arkgate_solvency_surplus_sats", "Wallet assets minus liabilities", registry=self.registry
+        )
+        self.vtxo_nearest_expiry_height = Gauge(
+            "arkgate_vtxo_nearest_expiry_height", "Block height of the soonest-expiring VTXO", registry=self.registry
+        )
+        self.vtxo_nearest_expiry_blocks = Gauge(
+            "arkgate_vtxo_nearest_expiry_blocks", "Blocks until the soonest VTXO expiry", registry=self.registry
+        )
+
+        # Unknown until read from barkd: NaN, never a zero that looks like an empty wallet.
+        for gauge in (
+            self.wallet_assets_sats,
+            self.solvency_surplus_sats,
+            self.vtxo_nearest_expiry_height,
+            self.vtxo_nearest_expiry_blocks,
+        ):
+            gauge.set(math.nan)
+
+
+def _version() -> str:
+    try:
+        return version("arkgate")
+    except PackageNotFoundError:
+        return "unknown"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,9 +16,28 @@ from arkgate.api.availability import availability_fields
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.catalog.registry import Endpoint
-from arkgate.errors import ArkgateError
+from arkgate.errors import ArkgateError, InvalidTokenError
 
 router = APIRouter(tags=["public"])
+log = structlog.get_logger("arkgate.api")
+
+
+def require_metrics_token(request: Request, rt: Runtime) -> None:
+    """/metrics shows revenue and deposits: it needs the metrics or admin token when either is set."""
+    secrets = (rt.settings.metrics_token, rt.settings.admin_token)
+    accepted = [secret.get_secret_value().encode() for secret in secrets if secret is not None]
+    accepted = [token for token in accepted if token]
+    if not accepted:
+        return
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    given = value.strip().encode() if scheme.lower() == "bearer" else b""
+    # Compare with every token (no early exit), each in constant time.
+    matches = [hmac.compare_digest(given, token) for token in accepted]
+    if not given or not any(matches):
+        raise InvalidTokenError(
+            "/metrics needs Authorization: Bearer <ARKGATE_METRICS_TOKEN or ARKGATE_ADMIN_TOKEN>",
+            details={"_headers": {"WWW-Authenticate": 'Bearer realm="arkgate-metrics"'}},
+        )
 
 
 @router.get("/health", summary="Liveness, database and barkd status")
@@ -98,6 +119,12 @@ async def catalog(request: Request) -> Response:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     rt = runtime(request)
+    require_metrics_token(request, rt)
+    for refresh in rt.extras.get("metrics_refreshers", []):
+        try:
+            await refresh(rt)
+        except Exception:  # a gauge that cannot be read must not hide every other metric
+            log.warning("metrics.refresh_failed", exc_info=True)
     if rt.watcher is not None:
         rt.metrics.watcher_connected.set(1 if rt.watcher.connected else 0)
         if rt.watcher.last_event_at is not None:

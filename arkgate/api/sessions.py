@@ -16,7 +16,8 @@ from arkgate.api.auth import require_session
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.db.engine import utcnow
-from arkgate.errors import ArkgateError, InputError, WalletUnavailableError
+from arkgate.errors import ArkgateError, InputError, RateLimitedError, WalletUnavailableError
+from arkgate.payments import origins
 from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdError
 from arkgate.payments.ledger import SessionInfo, hash_token, new_token
@@ -152,8 +153,22 @@ def funding_view(invoice: dict[str, Any] | None, address: str | None, amount_sat
     )
 
 
-async def open_session(rt: Runtime, amount_sats: int, *, source: str = "api") -> tuple[str, SessionCreated]:
-    """Create a session; shared by the HTTP API, the 402 challenge and MCP."""
+async def open_session(
+    rt: Runtime, amount_sats: int, *, source: str = "api", client_ip: str | None = None
+) -> tuple[str, SessionCreated]:
+    """Create a session; shared by the HTTP API, the 402 challenge and MCP.
+
+    With ``client_ip``, a client already holding ``max_unfunded_sessions_per_ip`` unfunded
+    sessions is refused (429) before barkd is asked for an invoice or an address.
+    """
+    limit = rt.settings.max_unfunded_sessions_per_ip
+    track = client_ip is not None and limit > 0 and rt.settings.payment_mode != "free"
+    if track and await origins.unfunded_sessions_of(rt.database, client_ip or "") >= limit:
+        raise RateLimitedError(
+            f"this address already holds {limit} unpaid sessions: pay one of them, or wait until they lapse "
+            f"({rt.settings.unpaid_session_ttl_s} s after creation)",
+            details={"_headers": {"Retry-After": "60"}},
+        )
     token = new_token()
     token_hash = hash_token(token)
     if rt.settings.payment_mode == "free":
@@ -177,6 +192,8 @@ async def open_session(rt: Runtime, amount_sats: int, *, source: str = "api") ->
                 address = None  # the invoice alone pays this session
         elif address is not None:
             await address_book(rt).assign(address, session_id)
+    if track:
+        await origins.record_origin(rt.database, session_id, client_ip or "")
     session = await rt.ledger.session_by_id(session_id)
     assert session is not None
     created = SessionCreated(
@@ -194,13 +211,25 @@ async def open_session(rt: Runtime, amount_sats: int, *, source: str = "api") ->
 async def create_session(body: CreateSession, request: Request) -> Response:
     rt = runtime(request)
     amount = validate_amount(rt, body.amount_sats)
-    await rt.limits.hit("sessions", request.client.host if request.client else "unknown")
-    _, created = await open_session(rt, amount)
+    ip = request.client.host if request.client else "unknown"
+    await rt.limits.hit("sessions", ip)
+    _, created = await open_session(rt, amount, client_ip=ip)
     return json_response(created.model_dump(), 201)
 
 
 async def add_topup_invoice(rt: Runtime, session_id: int, amount_sats: int) -> dict[str, Any]:
     """A new invoice for an existing session, recorded so its payment credits that session."""
+    limit = rt.settings.max_open_invoices_per_session
+    now = utcnow()
+    open_invoices = [
+        i for i in await rt.ledger.invoices_of(session_id) if i["status"] == "pending" and i["expires_at"] > now
+    ]
+    if limit > 0 and len(open_invoices) >= limit:
+        raise RateLimitedError(
+            f"this session already has {limit} unpaid invoices: pay one of them, send sats to its Ark address, "
+            "or wait until one expires",
+            details={"_headers": {"Retry-After": "60"}},
+        )
     invoice, _ = await new_funding(rt, amount_sats, with_address=False)
     invoice["purpose"] = "topup"
     await rt.ledger.add_invoice(session_id, invoice)

@@ -281,6 +281,7 @@ ENDPOINT = Endpoint(
         "The system prompt is fixed; system messages are refused."
     ),
     request_model=ChatRequest,
+    has_large_body=True,  # 40 messages of up to 8,000 characters, JSON-escaped
     response_model=ChatResponse,
     handler=chat,
     requires=(needs_setting("ai_base_url", "chat model backend"),),

@@ -76,6 +76,8 @@ class Endpoint:
     example: dict[str, Any] | None = None
     metered: Metered | None = None
     tags: tuple[str, ...] = field(default=())
+    # Requests may exceed ``max_body_bytes`` up to ``max_large_body_bytes`` (long conversations).
+    has_large_body: bool = False
     requires: tuple[Requirement, ...] = field(default=())
 
     def unavailable_reason(self, settings: Settings) -> str | None:

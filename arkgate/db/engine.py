@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,9 +93,14 @@ class Database:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
+    """The database's directory and file are the owner's only (0700/0600): they hold every balance.
+
+    SQLite gives its -wal and -shm files the database file's permissions.
+    """
     path = url.split(":///", 1)[-1].split("?", 1)[0]
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -168,3 +168,13 @@ wallet_keys = Table(
 # The address book asks "did this address or invoice receive a payment?" for a few keys at a time.
 Index("ix_payments_ark_address", payments.c.ark_address)
 Index("ix_payments_payment_hash", payments.c.payment_hash)
+
+# Which client opened a session (SHA-256 of its IP, never the address itself), so the number of
+# unfunded sessions one client holds can be bounded (``max_unfunded_sessions_per_ip``).
+session_origins = Table(
+    "session_origins",
+    metadata,
+    Column("session_id", Integer, ForeignKey("sessions.id"), primary_key=True),
+    Column("client_key", String(64), nullable=False, index=True),
+    Column("created_at", Instant, nullable=False),
+)

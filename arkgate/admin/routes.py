@@ -7,7 +7,6 @@ every ``/admin`` path answers 404 whatever the bind address.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from pathlib import Path
 from typing import Annotated, Any
@@ -231,12 +230,9 @@ def install(app: FastAPI, rt: Runtime) -> None:
     rt.extras["admin_console"] = console
     rt.extras.setdefault("lifespan_contexts", []).append(lambda: closing(console))
     app.include_router(router)
+    # Leader-only: with several instances one resumes orphaned webhooks and runs the monitor.
+    rt.leader.register("webhook-resume", console.alerter.resume_forever)
     if rt.barkd is None:
         return  # free mode: no wallet to watch
     # The watchdog and refresh policy protect the funds even when the admin API is disabled.
-
-    async def start_monitor(rt: Runtime) -> None:
-        task = asyncio.create_task(Monitor(console).run(), name="admin-monitor")
-        rt.extras.setdefault("background_tasks", []).append(task)
-
-    rt.extras["startup_hooks"].append(start_monitor)
+    rt.leader.register("admin-monitor", Monitor(console).run)

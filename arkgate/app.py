@@ -43,7 +43,7 @@ log = structlog.get_logger("arkgate.app")
 
 
 def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI:
-    database = Database(settings.effective_database_url)
+    database = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
     ledger = Ledger(
         database,
         session_ttl_s=settings.session_ttl_s,

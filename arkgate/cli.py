@@ -35,6 +35,21 @@ def run_gateway(settings: Settings) -> None:
     from arkgate.logs import configure_logging
 
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    if settings.workers > 1:
+        # Each worker process builds its own app from the same environment (an app factory).
+        os.environ["ARKGATE_HOST"], os.environ["ARKGATE_PORT"] = settings.host, str(settings.port)
+        os.environ["ARKGATE_WORKERS"] = str(settings.workers)
+        uvicorn.run(
+            "arkgate.app:create_app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
+        )
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -50,11 +65,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (ARKGATE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (ARKGATE_PORT).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML settings file (ARKGATE_CONFIG).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (ARKGATE_WORKERS).")] = None,
 ) -> None:
     """Run the gateway."""
     if config is not None:
         os.environ["ARKGATE_CONFIG"] = str(config)
-    run_gateway(load_settings(host=host, port=port))
+    run_gateway(load_settings(host=host, port=port, workers=workers))
 
 
 @app.command()

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         "the database table with several SQLite workers or on MariaDB, else in-process), memory, database, "
         "or a redis://host:port/db URL.",
     )
+    database_pool_size: int = Field(
+        20,
+        ge=1,
+        le=500,
+        description="Connections each process keeps to PostgreSQL or MariaDB (it may open as many again at peaks); "
+        "instances x workers x 2 x this must stay under the server's max_connections.",
+    )
     leader_lease_s: float = Field(
         10.0,
         gt=0,

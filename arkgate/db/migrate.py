@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
@@ -40,40 +40,43 @@ async def upgrade(database: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision`` inside one connection, holding the migration lock."""
 
     def _upgrade(connection: Connection) -> None:
-        with _locked(connection, database):
-            config = alembic_config(database.url)
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        if connection.dialect.name == "postgresql":
+            # Transaction-scoped: released when the migration transaction commits or rolls back.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+        config = alembic_config(database.url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
 
+    # The SQLite and MariaDB locks are held until the migration's transaction has committed, so
+    # the next instance sees the new alembic_version.
     if database.is_sqlite and database.sqlite_path is not None:
         # The file lock is taken in a thread: waiting for another process must not block the loop.
         async with _sqlite_file_lock(Path(database.sqlite_path)), database.engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+        return
+    if database.dialect in ("mysql", "mariadb"):
+        async with _mysql_lock(database), database.engine.begin() as conn:
             await conn.run_sync(_upgrade)
         return
     async with database.engine.begin() as conn:
         await conn.run_sync(_upgrade)
 
 
-@contextlib.contextmanager
-def _locked(connection: Connection, database: Database) -> Iterator[None]:
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        # Transaction-scoped: released when the migration transaction commits or rolls back.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
-        yield
-        return
-    if dialect in ("mysql", "mariadb"):
-        got = connection.execute(
-            text("SELECT GET_LOCK(:name, :timeout)"), {"name": MYSQL_LOCK_NAME, "timeout": LOCK_TIMEOUT_S}
+@contextlib.asynccontextmanager
+async def _mysql_lock(database: Database) -> AsyncIterator[None]:
+    # A named lock is held by its connection (session), apart from the migration's own.
+    async with database.engine.connect() as conn:
+        got = (
+            await conn.execute(
+                text("SELECT GET_LOCK(:name, :timeout)"), {"name": MYSQL_LOCK_NAME, "timeout": LOCK_TIMEOUT_S}
+            )
         ).scalar()
         if got != 1:
             raise RuntimeError("timed out waiting for another instance to finish migrating the database")
         try:
             yield
         finally:
-            connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MYSQL_LOCK_NAME})
-        return
-    yield  # SQLite: the file lock is held around the whole upgrade
+            await conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MYSQL_LOCK_NAME})
 
 
 @contextlib.asynccontextmanager

@@ -23,6 +23,7 @@ from arkgate.admin.monitor import Monitor
 from arkgate.admin.overview import build_overview, recent_activity
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
+from arkgate.cluster.mutex import DatabaseMutex
 from arkgate.errors import InvalidTokenError, NotFoundError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -226,7 +227,9 @@ async def unknown(request: Request, path: str) -> Response:
 
 
 def install(app: FastAPI, rt: Runtime) -> None:
-    console = Console(rt=rt, alerter=Alerter(rt.settings, rt.database))
+    console = Console(
+        rt=rt, alerter=Alerter(rt.settings, rt.database), wallet_lock=DatabaseMutex(rt.database, "wallet")
+    )
     rt.extras["admin_console"] = console
     rt.extras.setdefault("lifespan_contexts", []).append(lambda: closing(console))
     app.include_router(router)

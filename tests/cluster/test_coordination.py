@@ -11,8 +11,10 @@ import pytest
 
 from arkgate.cluster.bus import PostgresBus, RedisBus, TableBus
 from arkgate.cluster.leader import Leadership
+from arkgate.cluster.mutex import DatabaseMutex
 from arkgate.db import keys, migrate
 from arkgate.db.engine import Database
+from arkgate.errors import ConflictError
 from arkgate.payments.events import EventHub
 from tests.conftest import wait_for
 from tests.databases import backends, scratch_database
@@ -127,3 +129,35 @@ async def test_an_event_published_in_one_process_reaches_subscribers_in_another(
         for bus in buses:
             await bus.aclose()
         await database.dispose()
+
+
+async def test_the_wallet_lock_lets_one_instance_at_a_time_move_funds(database_url: str) -> None:
+    databases = [Database(database_url) for _ in range(3)]
+    await migrate.upgrade(databases[0])
+    locks = [DatabaseMutex(db, "wallet", wait_s=30) for db in databases]
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    async def act(lock: DatabaseMutex, n: int) -> None:
+        async with lock:
+            inside.append(n)
+            if len(inside) > 1:
+                overlaps.append(n)
+            await asyncio.sleep(0.02)  # a barkd call in flight while holding the lock
+            inside.remove(n)
+
+    try:
+        await asyncio.gather(*(act(locks[i % 3], i) for i in range(12)))
+        assert overlaps == []
+        # A holder that died leaves the row to expire; then the next one gets in.
+        dead = DatabaseMutex(databases[0], "wallet", ttl_s=0.3)
+        await dead.__aenter__()  # never exits
+        survivor = DatabaseMutex(databases[1], "wallet", wait_s=0.1)
+        with pytest.raises(ConflictError):
+            async with survivor:
+                pass
+        async with DatabaseMutex(databases[1], "wallet", wait_s=10):
+            pass
+    finally:
+        for db in databases:
+            await db.dispose()

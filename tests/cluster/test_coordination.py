@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from arkgate.cluster.bus import PostgresBus, RedisBus, TableBus
+from arkgate.cluster.bus import PostgresBus, RedisBus, TableBus, choose_bus
 from arkgate.cluster.leader import Leadership
 from arkgate.cluster.mutex import DatabaseMutex
 from arkgate.db import keys, migrate
@@ -161,3 +161,33 @@ async def test_the_wallet_lock_lets_one_instance_at_a_time_move_funds(database_u
     finally:
         for db in databases:
             await db.dispose()
+
+
+def test_the_event_bus_follows_the_setting_and_the_database(make_settings, tmp_path) -> None:
+    sqlite = Database(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    postgres = Database("postgresql://u@127.0.0.1:9/x")  # never connected
+    hub = EventHub()
+    assert choose_bus(make_settings(), sqlite, hub) is None  # one SQLite process: in-process only
+    assert isinstance(choose_bus(make_settings(workers=2), sqlite, hub), TableBus)
+    assert isinstance(choose_bus(make_settings(), postgres, hub), PostgresBus)
+    assert isinstance(choose_bus(make_settings(event_bus="redis://127.0.0.1:6379/0"), postgres, hub), RedisBus)
+    assert choose_bus(make_settings(event_bus="memory"), postgres, hub) is None
+    with pytest.raises(ValueError, match="event_bus"):
+        choose_bus(make_settings(event_bus="carrier-pigeon"), sqlite, hub)
+
+
+def test_memory_rate_limits_shared_by_several_processes_are_warned_about(make_settings, tmp_path) -> None:
+    from structlog.testing import capture_logs
+
+    from arkgate.app import _warn_about_memory_limits
+
+    sqlite = Database(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    postgres = Database("postgresql://u@127.0.0.1:9/x")
+    with capture_logs() as logs:
+        _warn_about_memory_limits(make_settings(rate_limits="on"), sqlite)  # one process: fine
+        _warn_about_memory_limits(make_settings(rate_limits="on", workers=2), sqlite)
+        _warn_about_memory_limits(make_settings(rate_limits="on"), postgres)
+        _warn_about_memory_limits(
+            make_settings(rate_limits="on", rate_limit_storage="redis://127.0.0.1:6379"), postgres
+        )
+    assert [entry["event"] for entry in logs] == ["ratelimit.memory_per_process"] * 2

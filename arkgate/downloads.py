@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select
 
 from arkgate.db import tables as t
-from arkgate.db.engine import Database, utcnow
+from arkgate.db.engine import Database
 from arkgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class DatabaseDownloadStore(DownloadStore):
 
     async def cleanup(self) -> int:
         async with self.database.write() as conn:
-            result = await conn.execute(delete(t.downloads).where(t.downloads.c.expires_at <= utcnow()))
+            result = await conn.execute(delete(t.downloads).where(t.downloads.c.expires_at <= _naive(self._clock())))
         return int(result.rowcount or 0)
 
     def start(self) -> None:

@@ -191,3 +191,28 @@ def test_memory_rate_limits_shared_by_several_processes_are_warned_about(make_se
             make_settings(rate_limits="on", rate_limit_storage="redis://127.0.0.1:6379"), postgres
         )
     assert [entry["event"] for entry in logs] == ["ratelimit.memory_per_process"] * 2
+
+
+async def test_downloads_kept_in_the_database_are_served_until_they_expire(database_url: str) -> None:
+    from arkgate.downloads import DatabaseDownloadStore
+
+    now = [1_900_000_000.0]
+    writer, reader = Database(database_url), Database(database_url)
+    await migrate.upgrade(writer)
+    try:
+        store = DatabaseDownloadStore(writer, default_ttl_s=60, max_bytes=1_000_000, clock=lambda: now[0])
+        other = DatabaseDownloadStore(reader, clock=lambda: now[0])  # another instance
+        data = os.urandom(300_000)  # past MariaDB's 64 KB BLOB: stored as LONGBLOB
+        saved = await store.save(data, "image/png")
+        loaded = await other.load(saved.id)
+        assert loaded is not None and loaded.data == data and loaded.mime == "image/png"
+        assert loaded.expires_at == saved.expires_at
+        assert await other.load("A" * 32) is None and await other.load("../etc/passwd") is None
+        now[0] += 61
+        assert await other.load(saved.id) is None  # expired: refused before the sweep
+        fresh = await store.save(b"x", "text/plain", ttl_s=3600)
+        assert await store.cleanup() == 1  # the expired one only
+        assert await other.load(fresh.id) is not None
+    finally:
+        await writer.dispose()
+        await reader.dispose()

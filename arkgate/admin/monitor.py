@@ -51,6 +51,8 @@ class Monitor:
 
     async def check_once(self) -> None:
         console = self.console
+        if not console.rt.leader.holds_lease:
+            return  # woke after a pause with an unconfirmed lease: the lease loop decides first
         state = console.state
         state.checks += 1
         state.last_check_at = utcnow()

@@ -7,7 +7,8 @@ becomes leader and are cancelled the moment it stops being one.
 
 The holder renews every third of the lease. If it dies, its lease runs out and another
 instance takes over at its next attempt: take-over within ``lease_s * 4/3`` of the last
-renewal. A holder that cannot renew in time steps down before its lease runs out, so two
+renewal (at once when the dead holder was a process on this host and in this PID namespace).
+A holder that cannot renew in time steps down before its lease runs out, so two
 leaders never act at once as long as the instances' clocks agree to well under the lease
 (use NTP). An instance that shuts down cleanly releases the lease at once.
 """
@@ -46,8 +47,17 @@ class LeaderJob:
 
 
 def instance_id() -> str:
-    """``host/pid/random``: unique per process, and says which process to look for on this host."""
-    return f"{socket.gethostname()[:40]}/{os.getpid()}/{secrets.token_hex(3)}"
+    """``host/pid-namespace/pid/random``: unique per process, and names the process to look for here."""
+    return f"{_here()}/{os.getpid()}/{secrets.token_hex(3)}"
+
+
+def _here() -> str:
+    # The PID namespace too: containers sharing the host's name (host networking) see other PIDs.
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = "-"
+    return f"{socket.gethostname()[:30]}/{namespace}"
 
 
 class Leadership:
@@ -63,6 +73,11 @@ class Leadership:
         self._valid_until = 0.0  # monotonic: after this, act as if the lease were lost
         self._loop_task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+
+    @property
+    def holds_lease(self) -> bool:
+        """Leader with a lease confirmed recently enough: check before acting (a paused process may wake late)."""
+        return self.is_leader and time.monotonic() < self._valid_until
 
     @property
     def renew_interval_s(self) -> float:
@@ -206,9 +221,10 @@ class Leadership:
 
 def _dead_here(holder: str) -> bool:
     """A holder that was a process on this host which no longer exists (a restart after a crash)."""
-    host, _, rest = holder.partition("/")
-    pid_text = rest.partition("/")[0]
-    if host != socket.gethostname()[:40] or not pid_text.isdigit() or int(pid_text) == os.getpid():
+    host, namespace, pid_text, _ = ([*holder.split("/"), "", "", ""])[:4]
+    if f"{host}/{namespace}" != _here() or namespace == "-" or not pid_text.isdigit():
+        return False
+    if int(pid_text) == os.getpid():
         return False
     try:
         os.kill(int(pid_text), 0)

@@ -80,6 +80,15 @@ class GatewayProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(15)
 
+    def pause(self) -> None:
+        """SIGSTOP: alive but silent, like a hung or partitioned instance."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -244,16 +244,33 @@ def test_exactly_one_leader_runs_the_monitor_and_each_webhook_is_delivered_once(
 
 
 def test_killing_the_leader_hands_the_lease_over_and_the_wallet_stays_protected(cluster: Cluster) -> None:
-    [leader] = wait_until(lambda: cluster.leaders() or None)
-    term = leader.leader()["term"]
-    killed_at = time.monotonic()
-    leader.kill()
-    [successor] = wait_until(lambda: cluster.leaders() or None, timeout_s=LEASE_S * 4 / 3 + 30)
-    takeover_s = time.monotonic() - killed_at
+    # A leader that hangs (SIGSTOP) keeps its process: the others wait for its lease to run out.
+    [hung] = wait_until(lambda: cluster.leaders() or None)
+    term = hung.leader()["term"]
+    hung.pause()
+    paused_at = time.monotonic()
+    try:
+        [successor] = wait_until(lambda: leaders_among(cluster, hung) or None, timeout_s=LEASE_S * 4 / 3 + 30)
+        expiry_takeover_s = time.monotonic() - paused_at
+    finally:
+        hung.resume()
     assert successor.leader()["term"] == term + 1
+    # Woken up, the old leader finds its lease taken and steps down: never two leaders.
+    wait_until(lambda: not hung.leader()["is_leader"])
+    assert [g.name for g in cluster.leaders()] == [successor.name]
+
+    # A leader killed outright (SIGKILL) on this host: its dead process is seen and the lease taken at once.
+    term = successor.leader()["term"]
+    killed_at = time.monotonic()
+    successor.kill()
+    [heir] = wait_until(lambda: cluster.leaders() or None, timeout_s=LEASE_S * 4 / 3 + 30)
+    kill_takeover_s = time.monotonic() - killed_at
+    assert heir.leader()["term"] == term + 1
     print(
-        f"\nleader {leader.name} killed (SIGKILL); {successor.name} took over after {takeover_s:.2f} s (lease {LEASE_S} s)"
+        f"\nlease {LEASE_S} s: {hung.name} hung (SIGSTOP), {successor.name} took over after {expiry_takeover_s:.2f} s; "
+        f"{successor.name} killed (SIGKILL), {heir.name} took over after {kill_takeover_s:.2f} s"
     )
+    successor = heir
 
     # Activation does not wait for a leader: every instance runs the payment watcher.
     other = next(g for g in cluster.alive if g is not successor)
@@ -279,6 +296,10 @@ def test_killing_the_leader_hands_the_lease_over_and_the_wallet_stays_protected(
 
 
 # --- helpers ----------------------------------------------------------------------------------------
+def leaders_among(cluster: Cluster, excluded: GatewayProcess) -> list[GatewayProcess]:
+    return [g for g in cluster.alive if g is not excluded and g.leader()["is_leader"]]
+
+
 def funded_token(cluster: Cluster, sats: int) -> str:
     gateway = cluster.alive[0]
     created = httpx.post(f"{gateway.url}/v1/sessions", json={"amount_sats": sats}, timeout=30).json()

@@ -22,7 +22,7 @@ from arkgate.cluster.bus import choose_bus
 from arkgate.cluster.leader import Leadership
 from arkgate.db import migrate
 from arkgate.db.engine import Database
-from arkgate.downloads import DatabaseDownloadStore, get_download_store, store_options
+from arkgate.downloads import DatabaseDownloadStore, DownloadStore, get_download_store, store_options
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import CreditResult, Ledger
@@ -65,7 +65,8 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     if settings.downloads_dir is None and not database.is_sqlite:
         # Several instances share a server database: keep hosted files where all of them can read.
         downloads = DatabaseDownloadStore(database, **store_options(settings))
-        rt.services.provide(get_download_store, downloads)
+        shared_store: DownloadStore = downloads
+        rt.services.provide(get_download_store, shared_store)
         rt.leader.register("downloads-cleanup", downloads.cleanup_forever)
     if settings.payment_mode == "barkd":
         rt.barkd = BarkdClient(settings.barkd_url, settings.barkd_token_value(), timeout_s=settings.barkd_timeout_s)
@@ -155,7 +156,7 @@ def create_app_from_environment() -> FastAPI:
     """The app factory ``arkgate serve --workers N`` hands uvicorn: each worker reads the same settings."""
     from arkgate.logs import configure_logging
 
-    settings = Settings()
+    settings = Settings(**{})  # from ARKGATE_* and ARKGATE_CONFIG, as the parent process read them
     configure_logging(settings.log_level, json_lines=settings.log_json)
     return create_app(settings)
 

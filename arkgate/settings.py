@@ -440,6 +440,14 @@ class Settings(BaseSettings):
             ipaddress.ip_network(cidr, strict=False)
         return value
 
+    @field_validator("event_bus")
+    @classmethod
+    def _known_event_bus(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("auto", "memory", "database") or value.startswith(("redis://", "rediss://", "unix://")):
+            return value
+        raise ValueError("event_bus must be auto, memory, database or a redis:// URL")
+
     @model_validator(mode="after")
     def _refuse_unsafe_mainnet(self) -> Settings:
         if self.is_mainnet and self.payment_mode == "free":

@@ -180,7 +180,8 @@ stream_tickets = Table(
     "stream_tickets",
     metadata,
     Column("ticket_hash", String(64), primary_key=True),
-    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False),
+    # No foreign key: a minute-long ticket must never stand in the way of pruning a session.
+    Column("session_id", Integer, nullable=False),
     Column("expires_at", Instant, nullable=False, index=True),
 )
 

@@ -46,7 +46,6 @@ def upgrade() -> None:
         sa.Column("ticket_hash", sa.String(length=64), nullable=False),
         sa.Column("session_id", sa.Integer(), nullable=False),
         sa.Column("expires_at", INSTANT, nullable=False),
-        sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], name=op.f("fk_stream_tickets_session_id")),
         sa.PrimaryKeyConstraint("ticket_hash", name=op.f("pk_stream_tickets")),
     )
     with op.batch_alter_table("stream_tickets", schema=None) as batch_op:

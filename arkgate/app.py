@@ -21,9 +21,12 @@ from arkgate.api.request_limits import BodyLimits, RequestLimitsMiddleware
 from arkgate.api.runtime import Runtime
 from arkgate.catalog.context import Services
 from arkgate.catalog.registry import Catalog, load_catalog
+from arkgate.cluster.bus import choose_bus
+from arkgate.cluster.leader import Leadership
 from arkgate.db import migrate
 from arkgate.db.engine import Database
 from arkgate.payments import retention
+from arkgate.downloads import DatabaseDownloadStore, DownloadStore, get_download_store, store_options
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import CreditResult, Ledger
@@ -46,7 +49,7 @@ StartupHook = Callable[[Runtime], Awaitable[None]]
 
 def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, downloads: the owner's only
-    database = Database(settings.effective_database_url)
+    database = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
     ledger = Ledger(
         database,
         session_ttl_s=settings.session_ttl_s,
@@ -63,7 +66,15 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         services=Services(settings),
         limits=RateLimits(settings),
         metrics=Metrics(),
+        leader=Leadership(database, lease_s=settings.leader_lease_s),
     )
+    bus = choose_bus(settings, database, rt.events)
+    if settings.downloads_dir is None and not database.is_sqlite:
+        # Several instances share a server database: keep hosted files where all of them can read.
+        downloads = DatabaseDownloadStore(database, **store_options(settings))
+        shared_store: DownloadStore = downloads
+        rt.services.provide(get_download_store, shared_store)
+        rt.leader.register("downloads-cleanup", downloads.cleanup_forever)
     if settings.payment_mode == "barkd":
         rt.barkd = BarkdClient(settings.barkd_url, settings.barkd_token_value(), timeout_s=settings.barkd_timeout_s)
         rt.watcher = PaymentWatcher(
@@ -79,6 +90,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await migrate.upgrade(database)
+        _warn_about_memory_limits(settings, database)
+        if bus is not None:
+            await bus.start()
         tasks: list[asyncio.Task[Any]] = []
         if rt.watcher is not None:
             tasks.append(asyncio.create_task(rt.watcher.run(), name="payment-watcher"))
@@ -95,9 +109,13 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
                 await stack.enter_async_context(context())
             for hook in startup_hooks:
                 await hook(rt)
+            await rt.leader.start()
             try:
                 yield
             finally:
+                await rt.leader.aclose()
+                if bus is not None:
+                    await bus.aclose()
                 for task in tasks + rt.extras.get("background_tasks", []):
                     task.cancel()
                 for task in tasks + rt.extras.get("background_tasks", []):
@@ -151,6 +169,28 @@ def _install_http_guards(app: FastAPI, rt: Runtime) -> None:
     app.add_middleware(RequestIdMiddleware)
     if settings.metrics_token is None and settings.admin_token is None:
         log.warning("metrics.public", hint="set ARKGATE_METRICS_TOKEN or ARKGATE_ADMIN_TOKEN to protect /metrics")
+
+
+def _warn_about_memory_limits(settings: Settings, database: Database) -> None:
+    """Memory rate limits count per process: N instances or workers allow N times the limit."""
+    if not settings.rate_limits_enabled or not settings.rate_limit_storage.startswith("memory"):
+        return
+    if settings.workers > 1 or not database.is_sqlite:
+        log.warning(
+            "ratelimit.memory_per_process",
+            workers=settings.workers,
+            hint="each worker and each instance counts its own limits; set ARKGATE_RATE_LIMIT_STORAGE=redis://... "
+            "to share them",
+        )
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app factory ``arkgate serve --workers N`` hands uvicorn: each worker reads the same settings."""
+    from arkgate.logs import configure_logging
+
+    settings = Settings(**{})  # from ARKGATE_* and ARKGATE_CONFIG, as the parent process read them
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    return create_app(settings)
 
 
 def _count_credit(rt: Runtime, result: CreditResult, rail: str) -> None:

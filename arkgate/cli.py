@@ -129,16 +129,24 @@ def run_gateway(settings: Settings, sock: socket.socket | None = None) -> None:
     _prepare_database(settings)
     configure_logging(settings.log_level, json_lines=settings.log_json)
     host, port = sock.getsockname()[:2]
+    where = f"{_display_url(host, port)} ({settings.network}, payment mode {settings.payment_mode}"
+    if settings.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        # Each worker process builds its own app from the same environment (an app factory).
+        os.environ["ARKGATE_HOST"], os.environ["ARKGATE_PORT"] = settings.host, str(port)
+        os.environ["ARKGATE_WORKERS"] = str(settings.workers)
+        factory = "arkgate.app:create_app_from_environment"
+        config = server_config(factory, settings, factory=True, workers=settings.workers)
+        typer.echo(f"arkgate {arkgate_version()} listening on {where}, {settings.workers} workers)", err=True)
+        Multiprocess(config, sockets=[sock]).run()
+        return
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:  # the app started and the socket accepts: say where
-                typer.echo(
-                    f"arkgate {arkgate_version()} listening on {_display_url(host, port)} "
-                    f"({settings.network}, payment mode {settings.payment_mode}); Ctrl-C stops it",
-                    err=True,
-                )
+                typer.echo(f"arkgate {arkgate_version()} listening on {where}); Ctrl-C stops it", err=True)
 
     config = server_config(create_app(settings), settings)
     Server(config).run(sockets=[sock])
@@ -149,11 +157,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (ARKGATE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (ARKGATE_PORT).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML settings file (ARKGATE_CONFIG).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (ARKGATE_WORKERS).")] = None,
 ) -> None:
     """Run the gateway: settings are checked, the database migrated, then it prints where it listens."""
     if config is not None:
         os.environ["ARKGATE_CONFIG"] = str(config)
-    run_gateway(load_settings(host=host, port=port))
+    run_gateway(load_settings(host=host, port=port, workers=workers))
 
 
 @app.command()

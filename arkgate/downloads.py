@@ -6,7 +6,9 @@ is the only capability needed to read a file and cannot be guessed. Expired file
 are refused at once and deleted by a background task.
 
 Handlers use ``ctx.services.get(get_download_store)``; the API router reads the same
-store through the app's ``Services``.
+store through the app's ``Services``. On PostgreSQL and MariaDB, where several instances
+share the database, ``create_app`` provides a ``DatabaseDownloadStore`` instead (unless
+``ARKGATE_DOWNLOADS_DIR`` names a shared directory), so any instance serves any file.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import delete, insert, select
+
+from arkgate.db import tables as t
+from arkgate.db.engine import Database
 from arkgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -191,11 +197,75 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(int(ts), UTC)
 
 
+class DatabaseDownloadStore(DownloadStore):
+    """The same contract with the files in the ``downloads`` table, readable by every instance.
+
+    Expired rows are refused at once and deleted by ``cleanup`` (a leader-only job).
+    """
+
+    def __init__(self, database: Database, **kwargs: Any) -> None:
+        super().__init__(Path("/nonexistent"), **kwargs)
+        self.database = database
+
+    async def save(self, data: bytes, mime: str, ttl_s: int | None = None) -> Download:
+        if len(data) > self.max_bytes:
+            raise InputError(f"the file is too large to host ({len(data)} bytes, limit {self.max_bytes})")
+        ttl = self.default_ttl_s if ttl_s is None else ttl_s
+        if ttl <= 0:
+            raise ValueError("ttl_s must be positive")
+        download_id = secrets.token_urlsafe(ID_BYTES)
+        expires_ts = self._clock() + ttl
+        async with self.database.write() as conn:
+            await conn.execute(
+                insert(t.downloads).values(id=download_id, mime=mime, data=data, expires_at=_naive(expires_ts))
+            )
+        return Download(
+            id=download_id,
+            url_path=URL_PREFIX + download_id,
+            expires_at=_utc(expires_ts),
+            mime=mime,
+            size_bytes=len(data),
+        )
+
+    async def load(self, download_id: str) -> StoredFile | None:
+        if not self.is_valid_id(download_id):
+            return None
+        async with self.database.read() as conn:
+            row = (await conn.execute(select(t.downloads).where(t.downloads.c.id == download_id))).one_or_none()
+        if row is None:
+            return None
+        expires_at = row.expires_at.replace(tzinfo=UTC)
+        if expires_at.timestamp() <= self._clock():
+            return None
+        return StoredFile(data=bytes(row.data), mime=str(row.mime), expires_at=expires_at)
+
+    async def cleanup(self) -> int:
+        async with self.database.write() as conn:
+            result = await conn.execute(delete(t.downloads).where(t.downloads.c.expires_at <= _naive(self._clock())))
+        return int(result.rowcount or 0)
+
+    def start(self) -> None:
+        """Nothing to start: the leader runs ``cleanup_forever``."""
+
+    async def cleanup_forever(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                await self.cleanup()
+            await asyncio.sleep(self.cleanup_interval_s)
+
+
+def _naive(ts: float) -> datetime:
+    return datetime.fromtimestamp(int(ts), UTC).replace(tzinfo=None)
+
+
+def store_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "default_ttl_s": settings.downloads_ttl_s,
+        "max_bytes": settings.downloads_max_bytes,
+        "cleanup_interval_s": settings.downloads_cleanup_interval_s,
+    }
+
+
 def get_download_store(settings: Settings) -> DownloadStore:
-    """``Services`` factory: one store per app, under ``settings.data_dir / "downloads"``."""
-    return DownloadStore(
-        settings.data_dir / "downloads",
-        default_ttl_s=settings.downloads_ttl_s,
-        max_bytes=settings.downloads_max_bytes,
-        cleanup_interval_s=settings.downloads_cleanup_interval_s,
-    )
+    """``Services`` factory: one store per app, in ``downloads_dir`` or ``data_dir / "downloads"``."""
+    return DownloadStore(settings.downloads_dir or settings.data_dir / "downloads", **store_options(settings))

@@ -150,6 +150,33 @@ class Settings(BaseSettings):
     # --- operator -----------------------------------------------------------------------
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset disables it.")
 
+    # --- several instances and workers (docs/scaling.md) --------------------------------
+    workers: int = Field(1, ge=1, le=64, description="Worker processes of 'arkgate serve' on this machine.")
+    event_bus: str = Field(
+        "auto",
+        description="How live session events reach every instance: auto (PostgreSQL LISTEN/NOTIFY on PostgreSQL, "
+        "the database table with several SQLite workers or on MariaDB, else in-process), memory, database, "
+        "or a redis://host:port/db URL.",
+    )
+    database_pool_size: int = Field(
+        20,
+        ge=1,
+        le=500,
+        description="Connections each process keeps to PostgreSQL or MariaDB (it may open as many again at peaks); "
+        "instances x workers x 2 x this must stay under the server's max_connections.",
+    )
+    leader_lease_s: float = Field(
+        10.0,
+        gt=0,
+        description="Lease of the leader instance (operator monitor, sweeps, webhooks); another instance takes "
+        "over within about this long after the leader dies.",
+    )
+    downloads_dir: Path | None = Field(
+        None,
+        description="Shared directory for hosted downloads (default: data_dir/downloads on SQLite, the database "
+        "on PostgreSQL and MariaDB).",
+    )
+
     # --- outbound guard and network lookups (security endpoints) -------------------------
     dns_nameservers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -192,7 +219,7 @@ class Settings(BaseSettings):
     l402_root_key: SecretStr | None = Field(
         None,
         description="Root key signing L402 macaroons (hex or any string); unset: generated once and kept in "
-        "data_dir/l402_root_key.",
+        "the database, shared by every instance.",
     )
     l402_service_name: str = Field("arkgate", description="Service name bound into L402 macaroon caveats.")
     l402_validity_s: int = Field(
@@ -600,6 +627,14 @@ class Settings(BaseSettings):
         for cidr in value:
             ipaddress.ip_network(cidr, strict=False)
         return value
+
+    @field_validator("event_bus")
+    @classmethod
+    def _known_event_bus(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("auto", "memory", "database") or value.startswith(("redis://", "rediss://", "unix://")):
+            return value
+        raise ValueError("event_bus must be auto, memory, database or a redis:// URL")
 
     @model_validator(mode="after")
     def _refuse_unsafe_mainnet(self) -> Settings:

@@ -3,6 +3,10 @@
 Signature: ``X-Arkgate-Signature: t=<unix seconds>,v1=<hex>`` where ``<hex>`` is
 HMAC-SHA256(webhook_secret, ``"<t>." + raw body``). Signing the timestamp with the body lets
 a receiver refuse replays of old deliveries. Each attempt is counted in ``webhook_deliveries``.
+
+Several instances share the table: an instance claims a delivery (``claimed_by``,
+``claimed_until``) before each attempt, so one delivery is attempted by one instance at a
+time. The leader resumes deliveries whose claim ran out (their instance died).
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import contextlib
 import hashlib
 import hmac
 import json
+import secrets
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
@@ -64,6 +70,7 @@ class Alerter:
         self._http: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.instance = secrets.token_hex(8)
 
     @property
     def webhook_enabled(self) -> bool:
@@ -127,19 +134,52 @@ class Alerter:
         task.add_done_callback(self._tasks.discard)
 
     async def resume_pending(self) -> int:
-        """Deliver what a previous run left pending (called at startup)."""
+        """Deliver what a stopped or dead instance left pending (the leader calls it periodically)."""
         if not self.webhook_enabled:
             return 0
+        wd = t.webhook_deliveries
         async with self.database.read() as conn:
             ids = [
                 row.id
                 for row in await conn.execute(
-                    select(t.webhook_deliveries.c.id).where(t.webhook_deliveries.c.status == "pending")
+                    select(wd.c.id).where(
+                        wd.c.status == "pending", or_(wd.c.claimed_until.is_(None), wd.c.claimed_until < utcnow())
+                    )
                 )
             ]
+        running = {task.get_name() for task in self._tasks}
+        ids = [delivery_id for delivery_id in ids if f"webhook-{delivery_id}" not in running]
         for delivery_id in ids:
             self._spawn(delivery_id)
         return len(ids)
+
+    async def resume_forever(self, interval_s: float = 15.0) -> None:
+        """Leader-only job: pick up orphaned deliveries now and every ``interval_s``."""
+        while True:
+            await self.resume_pending()
+            await asyncio.sleep(interval_s)
+
+    def _claim_s(self, attempts: int) -> float:
+        # Long enough for the wait before this attempt and the attempt itself.
+        wait = self.retry_delay(attempts) if attempts > 0 else 0.0
+        return wait + float(self.settings.webhook_timeout_s) + 30.0
+
+    async def _claim(self, delivery_id: int, attempts: int) -> bool:
+        """Take (or extend) this instance's claim on a pending delivery; False if another holds it."""
+        wd = t.webhook_deliveries
+        now = utcnow()
+        async with self.database.write() as conn:
+            result = await conn.execute(
+                update(wd)
+                .where(
+                    wd.c.id == delivery_id,
+                    wd.c.status == "pending",
+                    or_(wd.c.claimed_by == self.instance, wd.c.claimed_until.is_(None), wd.c.claimed_until < now),
+                    and_(wd.c.attempts == attempts),
+                )
+                .values(claimed_by=self.instance, claimed_until=now + timedelta(seconds=self._claim_s(attempts)))
+            )
+        return result.rowcount == 1
 
     async def _deliver(self, delivery_id: int) -> None:
         async with self.database.read() as conn:
@@ -152,6 +192,8 @@ class Alerter:
         attempts = int(row.attempts)
         secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
         while attempts < self.settings.webhook_max_attempts:
+            if not await self._claim(delivery_id, attempts):
+                return  # delivered, given up, or being delivered by another instance
             if attempts > 0:
                 await asyncio.sleep(self.retry_delay(attempts))
             attempts += 1

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from arkgate.admin.alerts import Alerter
 from arkgate.api.runtime import Runtime
+from arkgate.cluster.mutex import DatabaseMutex
 from arkgate.errors import ConflictError, InputError, NotFoundError
 from arkgate.payments.barkd import BarkdClient, BarkdError
 
@@ -43,8 +44,10 @@ class Console:
     rt: Runtime
     alerter: Alerter
     state: MonitorState = field(default_factory=MonitorState)
-    # One wallet-moving action at a time: two sweeps (or a sweep and an exit) must not race.
-    wallet_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # One wallet-moving action at a time, across every instance on the database: two sweeps
+    # (or a sweep and an exit) must not race.
+    wallet_lock: DatabaseMutex
+
     exit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property

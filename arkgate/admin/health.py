@@ -63,6 +63,13 @@ async def build_health(console: Console) -> dict[str, Any]:
         "network": settings.network,
         "refresh_before_blocks": refresh_before,
         "monitor": monitor,
+        # Which instance answered and whether it leads (runs the monitor) when several share the database.
+        "leader": {
+            "is_leader": console.rt.leader.is_leader,
+            "instance": console.rt.leader.holder,
+            "term": console.rt.leader.term,
+            "jobs": sorted(console.rt.leader.job_tasks),
+        },
         "barkd_reachable": False,
         "wallet_loaded": False,
         "ark_connected": False,

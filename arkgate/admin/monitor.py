@@ -1,5 +1,7 @@
 """The operator background task: Ark server watchdog (and auto-exit), refresh policy, exits, alerts.
 
+A leader-only job (``arkgate.cluster.leader``): with several instances, only the leader runs it.
+
 One loop, one check every ``refresh_check_interval_s``. Alerts fire when something changes
 (server lost or back, solvency dropping below the threshold, a new orphan payment, an exit
 moving to a new state), not on every check.
@@ -33,7 +35,6 @@ class Monitor:
         console.rt.extras["admin_monitor_running"] = True
         try:
             await exits.load_known_states(console)
-            await console.alerter.resume_pending()
             while True:
                 try:
                     await self.check_once()
@@ -50,6 +51,8 @@ class Monitor:
 
     async def check_once(self) -> None:
         console = self.console
+        if not console.rt.leader.holds_lease:
+            return  # woke after a pause with an unconfirmed lease: the lease loop decides first
         state = console.state
         state.checks += 1
         state.last_check_at = utcnow()

@@ -7,7 +7,6 @@ every ``/admin`` path answers 404 whatever the bind address.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +24,7 @@ from arkgate.admin.monitor import Monitor
 from arkgate.admin.overview import build_overview, recent_activity
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
+from arkgate.cluster.mutex import DatabaseMutex
 from arkgate.errors import InvalidTokenError, NotFoundError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -242,17 +242,16 @@ async def unknown(request: Request, path: str) -> Response:
 
 
 def install(app: FastAPI, rt: Runtime) -> None:
-    console = Console(rt=rt, alerter=Alerter(rt.settings, rt.database))
+    console = Console(
+        rt=rt, alerter=Alerter(rt.settings, rt.database), wallet_lock=DatabaseMutex(rt.database, "wallet")
+    )
     rt.extras["admin_console"] = console
     rt.extras.setdefault("lifespan_contexts", []).append(lambda: closing(console))
     app.include_router(router)
     rt.extras.setdefault("metrics_refreshers", []).append(lambda rt: refresh_gauges(console, rt))
+    # Leader-only: with several instances one resumes orphaned webhooks and runs the monitor.
+    rt.leader.register("webhook-resume", console.alerter.resume_forever)
     if rt.barkd is None:
         return  # free mode: no wallet to watch
     # The watchdog and refresh policy protect the funds even when the admin API is disabled.
-
-    async def start_monitor(rt: Runtime) -> None:
-        task = asyncio.create_task(Monitor(console).run(), name="admin-monitor")
-        rt.extras.setdefault("background_tasks", []).append(task)
-
-    rt.extras["startup_hooks"].append(start_monitor)
+    rt.leader.register("admin-monitor", Monitor(console).run)

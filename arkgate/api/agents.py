@@ -23,6 +23,12 @@ def install(app: FastAPI, rt: Runtime) -> None:
     rt.extras["challenge"] = payment_challenge
     if rt.settings.l402_enabled:
         rt.extras["l402"] = L402(rt.settings)
+
+        async def load_l402_key(rt: Runtime) -> None:
+            # After migrations: the key lives in the database, shared by every instance.
+            rt.extras["l402"] = await L402.shared(rt.settings, rt.database)
+
+        rt.extras.setdefault("startup_hooks", []).append(load_l402_key)
     # The bearer resolver stays first: it is the cheap, common case.
     resolvers = list(rt.extras.get("token_resolvers", (bearer_token_hash,)))
     if l402_token_hash not in resolvers:

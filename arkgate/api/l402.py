@@ -21,7 +21,6 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import os
 import secrets
 import struct
 import time
@@ -34,6 +33,8 @@ from pymacaroons.exceptions import MacaroonException
 from pymacaroons.serializers import BinarySerializer
 
 from arkgate.api.runtime import Runtime, runtime
+from arkgate.db import keys
+from arkgate.db.engine import Database
 from arkgate.errors import ArkgateError, InvalidTokenError
 from arkgate.settings import Settings
 
@@ -41,44 +42,57 @@ log = structlog.get_logger("arkgate.l402")
 
 SCHEMES = ("l402", "lsat")
 IDENTIFIER_VERSION = 0
-ROOT_KEY_FILE = "l402_root_key"
+ROOT_KEY_FILE = "l402_root_key"  # where versions before 0.2 kept it; adopted once
+ROOT_KEY_NAME = "l402_root_key"  # its name in the shared_keys table
 
 
-def load_root_key(settings: Settings) -> bytes:
-    """The configured root key, or one generated on first use and kept in the data directory."""
-    if settings.l402_root_key is not None:
-        value = settings.l402_root_key.get_secret_value().strip()
-        try:
-            raw = bytes.fromhex(value)
-        except ValueError:
-            raw = value.encode()
-        if len(raw) < 16:
-            raise ValueError("l402_root_key must carry at least 16 bytes of secret")
-        return hashlib.sha256(b"arkgate-l402-root" + raw).digest()
-    path = Path(settings.data_dir) / ROOT_KEY_FILE
-    if path.exists():
-        return bytes.fromhex(path.read_text().strip())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    # Written with owner-only permissions; O_EXCL keeps two workers from racing to different keys.
+def configured_root_key(settings: Settings) -> bytes | None:
+    """The root key derived from ``ARKGATE_L402_ROOT_KEY``, or None when it is not set."""
+    if settings.l402_root_key is None:
+        return None
+    value = settings.l402_root_key.get_secret_value().strip()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return bytes.fromhex(path.read_text().strip())
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.hex())
-    return key
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = value.encode()
+    if len(raw) < 16:
+        raise ValueError("l402_root_key must carry at least 16 bytes of secret")
+    return hashlib.sha256(b"arkgate-l402-root" + raw).digest()
+
+
+async def load_root_key(settings: Settings, database: Database) -> bytes:
+    """The configured root key, or the one shared by every instance through the database.
+
+    Generated once by whichever instance starts first. A key an older version left in the
+    data directory is adopted, so macaroons it minted stay valid after the upgrade.
+    """
+    configured = configured_root_key(settings)
+    if configured is not None:
+        return configured
+    legacy = Path(settings.data_dir) / ROOT_KEY_FILE
+    initial: bytes | None = None
+    with contextlib.suppress(OSError, ValueError):
+        initial = bytes.fromhex(legacy.read_text().strip())
+    return await keys.shared_key(database, ROOT_KEY_NAME, initial=initial)
 
 
 class L402:
     """Mints and verifies this gateway's L402 macaroons."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, root_key: bytes | None = None) -> None:
         self.service = settings.l402_service_name
         self.validity_s = settings.l402_validity_s
-        self._root_key = load_root_key(settings)
+        # Without a configured key, the shared one is loaded from the database at start-up.
+        self._root_key = root_key if root_key is not None else configured_root_key(settings)
+
+    @classmethod
+    async def shared(cls, settings: Settings, database: Database) -> L402:
+        """An L402 with the root key every instance on ``database`` shares."""
+        return cls(settings, await load_root_key(settings, database))
 
     def _key(self, token_id: bytes) -> bytes:
+        if self._root_key is None:
+            raise RuntimeError("the L402 root key is not loaded yet")
         return hmac.new(self._root_key, token_id, hashlib.sha256).digest()
 
     def mint(self, payment_hash: str, *, now: float | None = None) -> str:

@@ -11,6 +11,7 @@ from arkgate.api.metrics import Metrics
 from arkgate.api.ratelimit import RateLimits
 from arkgate.catalog.context import Services
 from arkgate.catalog.registry import Catalog
+from arkgate.cluster.leader import Leadership
 from arkgate.db.engine import Database
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
@@ -29,6 +30,7 @@ class Runtime:
     services: Services
     limits: RateLimits
     metrics: Metrics
+    leader: Leadership
     barkd: BarkdClient | None = None
     watcher: PaymentWatcher | None = None
     extras: dict[str, Any] = field(default_factory=dict)

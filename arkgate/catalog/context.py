@@ -39,6 +39,11 @@ class Services:
             self._register_closer(value)
             return value
 
+    def provide(self, factory: Callable[[Settings], T], value: T) -> None:
+        """Use ``value`` wherever ``get(factory)`` is asked (the app wires shared-state backends so)."""
+        self._values[factory] = value
+        self._register_closer(value)
+
     def _register_closer(self, value: Any) -> None:
         for name in ("aclose", "close"):
             closer = getattr(value, name, None)

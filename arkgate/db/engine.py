@@ -47,7 +47,7 @@ class Database:
     in the driver. An asyncio lock queues them instead. Other databases rely on row locks.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -55,7 +55,8 @@ class Database:
             _ensure_sqlite_dir(self.url)
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=20, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+            # Up to 2 x pool_size connections per process: N instances x workers must fit the server's limit.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

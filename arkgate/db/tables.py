@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -147,6 +148,63 @@ webhook_deliveries = Table(
     Column("last_error", String(255), nullable=True),
     Column("created_at", Instant, nullable=False),
     Column("delivered_at", Instant, nullable=True),
+    # Which instance is delivering it and until when (several instances share one database).
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", Instant, nullable=True),
+)
+
+# --- several instances on one database (issue 15) -------------------------------------------
+
+# Named leases: the holder of "leader" runs the operator monitor and other leader-only jobs.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("term", BigInteger, nullable=False, default=1),  # +1 on each change of holder
+    Column("expires_at", Instant, nullable=False),
+    Column("acquired_at", Instant, nullable=False),
+)
+
+# Secrets every instance must share (the L402 root key), generated once by whichever starts first.
+shared_keys = Table(
+    "shared_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),  # hex
+    Column("created_at", Instant, nullable=False),
+)
+
+# Single-use live-stream tickets (only their hash), redeemable on any instance.
+stream_tickets = Table(
+    "stream_tickets",
+    metadata,
+    Column("ticket_hash", String(64), primary_key=True),
+    # No foreign key: a minute-long ticket must never stand in the way of pruning a session.
+    Column("session_id", Integer, nullable=False),
+    Column("expires_at", Instant, nullable=False, index=True),
+)
+
+# Hosted downloads when the database is a server shared by several instances.
+Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+downloads = Table(
+    "downloads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("mime", String(100), nullable=False),
+    Column("data", Blob, nullable=False),
+    Column("expires_at", Instant, nullable=False, index=True),
+)
+
+# Session events for instances that cannot use LISTEN/NOTIFY or Redis (SQLite workers, MariaDB).
+session_events = Table(
+    "session_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("origin", String(64), nullable=False),
+    Column("session_id", Integer, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Instant, nullable=False, index=True),
 )
 
 # Keys arkgate made barkd derive, in order (barkd's addresses and invoices share one HD index

@@ -1,7 +1,10 @@
-"""In-process publish/subscribe of session events (credits), for live pages and tests.
+"""Publish/subscribe of session events (credits), for live pages and tests.
 
 The watcher publishes the moment a credit commits; a server-sent-events stream
-subscribes per session, so a funding page goes live without polling.
+subscribes per session, so a funding page goes live without polling. Subscribers in
+this process get the event at once; with a ``Transport`` (``arkgate.cluster.bus``) it
+also reaches the other instances and workers, whose own events come back through
+``deliver``.
 """
 
 from __future__ import annotations
@@ -10,14 +13,27 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
+
+
+class Transport(Protocol):
+    """Carries events between processes; ``send`` must not block the caller."""
+
+    def send(self, session_id: int, event: dict[str, Any]) -> None: ...
 
 
 class EventHub:
     def __init__(self) -> None:
         self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self.transport: Transport | None = None
 
     def publish(self, session_id: int, event: dict[str, Any]) -> None:
+        self.deliver(session_id, event)
+        if self.transport is not None:
+            self.transport.send(session_id, event)
+
+    def deliver(self, session_id: int, event: dict[str, Any]) -> None:
+        """Hand an event to this process's subscribers only."""
         for queue in list(self._subscribers.get(session_id, ())):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(event)

@@ -9,20 +9,25 @@ which works once and only for a minute.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy import delete, insert, select
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from arkgate.api.auth import require_session
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.api.sessions import balance_view
+from arkgate.db import tables as t
+from arkgate.db.engine import Database, utcnow
 from arkgate.errors import InvalidTokenError
 
 TICKET_TTL_S = 60
@@ -30,37 +35,57 @@ HEARTBEAT_S = 15.0
 # Streams end after this long; the page reconnects with a fresh ticket, so a forgotten tab
 # does not hold a connection forever and a revoked session stops being followed.
 STREAM_MAX_S = 30 * 60
-_MAX_TICKETS = 10_000
 
 router = APIRouter(tags=["session"])
 
 
 class StreamTickets:
-    """In-memory single-use tickets: ticket -> (session id, expiry on the monotonic clock)."""
+    """Single-use tickets kept in the database (only their hash), so any instance can redeem them."""
 
-    def __init__(self, ttl_s: float = TICKET_TTL_S) -> None:
+    def __init__(self, database: Database, ttl_s: float = TICKET_TTL_S) -> None:
+        self.database = database
         self.ttl_s = ttl_s
-        self._tickets: dict[str, tuple[int, float]] = {}
 
-    def issue(self, session_id: int) -> str:
-        now = time.monotonic()
-        if len(self._tickets) >= _MAX_TICKETS:
-            self._tickets = {k: v for k, v in self._tickets.items() if v[1] > now}
-            while len(self._tickets) >= _MAX_TICKETS:  # still full of live ones: drop the oldest
-                self._tickets.pop(next(iter(self._tickets)))
+    async def issue(self, session_id: int) -> str:
         ticket = secrets.token_urlsafe(24)
-        self._tickets[ticket] = (session_id, now + self.ttl_s)
+        now = utcnow()
+        async with self.database.write() as conn:
+            # Expired tickets go as new ones come, so the table stays as small as the live ones.
+            await conn.execute(delete(t.stream_tickets).where(t.stream_tickets.c.expires_at < now))
+            await conn.execute(
+                insert(t.stream_tickets).values(
+                    ticket_hash=_hash(ticket), session_id=session_id, expires_at=now + timedelta(seconds=self.ttl_s)
+                )
+            )
         return ticket
 
-    def redeem(self, ticket: str) -> int | None:
-        entry = self._tickets.pop(ticket, None)
-        if entry is None or entry[1] < time.monotonic():
+    async def redeem(self, ticket: str) -> int | None:
+        """The ticket's session id, once: the delete that finds the row is the one redemption."""
+        ticket_hash = _hash(ticket)
+        async with self.database.write() as conn:
+            row = (
+                await conn.execute(
+                    select(t.stream_tickets.c.session_id, t.stream_tickets.c.expires_at).where(
+                        t.stream_tickets.c.ticket_hash == ticket_hash
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            deleted = await conn.execute(delete(t.stream_tickets).where(t.stream_tickets.c.ticket_hash == ticket_hash))
+        if deleted.rowcount != 1 or row.expires_at < utcnow():
             return None
-        return entry[0]
+        return int(row.session_id)
+
+
+def _hash(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
 
 
 def tickets_of(rt: Runtime) -> StreamTickets:
-    tickets: StreamTickets = rt.extras.setdefault("web_stream_tickets", StreamTickets())
+    tickets = rt.extras.get("web_stream_tickets")
+    if not isinstance(tickets, StreamTickets):
+        tickets = rt.extras["web_stream_tickets"] = StreamTickets(rt.database)
     return tickets
 
 
@@ -79,7 +104,7 @@ _UNAUTHORISED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing,
 async def stream_ticket(request: Request) -> Response:
     rt = runtime(request)
     session = await require_session(request, rt.ledger)
-    ticket = tickets_of(rt).issue(session.id)
+    ticket = await tickets_of(rt).issue(session.id)
     return json_response(
         {"ticket": ticket, "expires_in": TICKET_TTL_S, "events": f"/v1/sessions/events?ticket={ticket}"}
     )
@@ -93,7 +118,7 @@ async def stream_ticket(request: Request) -> Response:
 )
 async def session_events(request: Request, ticket: str = "") -> Response:
     rt = runtime(request)
-    session_id = tickets_of(rt).redeem(ticket) if ticket else None
+    session_id = await tickets_of(rt).redeem(ticket) if ticket else None
     if session_id is None:
         raise InvalidTokenError("invalid or expired stream ticket: get a new one from POST /v1/sessions/stream-ticket")
     # sse-starlette sends the keep-alive comments and ends open streams when uvicorn shuts down,

@@ -297,9 +297,9 @@ async def test_the_operator_task_runs_in_barkd_mode_only_and_stops_with_the_gate
     operator_gateway_factory, admin_gateway_factory
 ):
     async with admin_gateway_factory() as gw:  # free mode
-        assert not [t for t in gw.runtime.extras.get("background_tasks", []) if t.get_name() == "admin-monitor"]
+        assert "admin-monitor" not in gw.runtime.leader.job_tasks
     async with operator_gateway_factory() as gw:
-        [task] = [t for t in gw.runtime.extras["background_tasks"] if t.get_name() == "admin-monitor"]
+        task = gw.runtime.leader.job_tasks["admin-monitor"]
         await wait_for(lambda: gw.runtime.extras["admin_console"].state.checks > 0)
         assert not task.done()
     assert task.done()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -9,7 +10,9 @@ import secrets
 import pytest
 from pymacaroons.serializers import BinarySerializer
 
-from arkgate.api.l402 import L402, ROOT_KEY_FILE, parse_authorization
+from arkgate.api.l402 import L402, ROOT_KEY_FILE, load_root_key, parse_authorization
+from arkgate.db import migrate
+from arkgate.db.engine import Database
 from arkgate.errors import InvalidTokenError
 
 
@@ -19,7 +22,7 @@ def paid_hash() -> tuple[str, str]:
 
 
 def test_macaroon_binds_payment_hash_service_and_expiry(make_settings):
-    l402 = L402(make_settings())
+    l402 = L402(make_settings(), secrets.token_bytes(32))
     preimage, payment_hash = paid_hash()
     encoded = l402.mint(payment_hash, now=1_000)
     macaroon = BinarySerializer().deserialize_raw(base64.b64decode(encoded))
@@ -40,18 +43,42 @@ def test_macaroon_binds_payment_hash_service_and_expiry(make_settings):
         l402.verify(encoded, "not-hex", now=1_001)
 
 
-def test_root_key_is_generated_once_and_kept(make_settings):
+async def test_root_key_is_generated_once_in_the_database_and_kept(make_settings):
     settings = make_settings()
-    first = L402(settings)
-    assert (settings.data_dir / ROOT_KEY_FILE).stat().st_mode & 0o077 == 0
-    preimage, payment_hash = paid_hash()
-    encoded = first.mint(payment_hash)
-    assert L402(settings).verify(encoded, preimage) == payment_hash  # a restart keeps the key
+    database = Database(settings.effective_database_url)
+    try:
+        await migrate.upgrade(database)
+        # Instances starting together race to create it: one key wins and all of them use it.
+        keys = await asyncio.gather(*(load_root_key(settings, database) for _ in range(8)))
+        assert len(set(keys)) == 1
+        first = await L402.shared(settings, database)
+        preimage, payment_hash = paid_hash()
+        encoded = first.mint(payment_hash)
+        restarted = await L402.shared(settings, database)
+        assert restarted.verify(encoded, preimage) == payment_hash  # a restart keeps the key
+        assert not (settings.data_dir / ROOT_KEY_FILE).exists()  # nothing in the data directory
+    finally:
+        await database.dispose()
     other = L402(make_settings(l402_root_key="00112233445566778899aabbccddeeff"))
     with pytest.raises(InvalidTokenError):
         other.verify(encoded, preimage)  # another gateway's key does not verify it
     with pytest.raises(ValueError, match="16 bytes"):
         L402(make_settings(l402_root_key="short"))
+
+
+async def test_a_key_left_in_the_data_directory_by_an_older_version_is_adopted(make_settings):
+    settings = make_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    old_key = secrets.token_bytes(32)
+    (settings.data_dir / ROOT_KEY_FILE).write_text(old_key.hex())
+    preimage, payment_hash = paid_hash()
+    minted_before = L402(settings, old_key).mint(payment_hash)
+    database = Database(settings.effective_database_url)
+    try:
+        await migrate.upgrade(database)
+        assert (await L402.shared(settings, database)).verify(minted_before, preimage) == payment_hash
+    finally:
+        await database.dispose()
 
 
 def test_another_service_name_is_refused(make_settings):

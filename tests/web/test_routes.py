@@ -138,18 +138,21 @@ async def test_stream_ticket_needs_a_token_and_works_once(gateway):
     rt = gateway.runtime
     from arkgate.web.live import tickets_of
 
-    assert tickets_of(rt).redeem(ticket) is not None
-    assert tickets_of(rt).redeem(ticket) is None  # single use
+    assert await tickets_of(rt).redeem(ticket) is not None
+    assert await tickets_of(rt).redeem(ticket) is None  # single use
     refused = await gateway.client.get("/v1/sessions/events", params={"ticket": ticket})
     assert refused.status_code == 401
     assert (await gateway.client.get("/v1/sessions/events")).status_code == 401
 
 
-def test_expired_tickets_are_refused():
+async def test_expired_tickets_are_refused(gateway):
+    from arkgate.payments.ledger import hash_token
     from arkgate.web.live import StreamTickets
 
-    tickets = StreamTickets(ttl_s=-1)
-    assert tickets.redeem(tickets.issue(1)) is None
+    token = await gateway.new_session(100)
+    session = await gateway.runtime.ledger.session_by_token(hash_token(token))
+    tickets = StreamTickets(gateway.runtime.database, ttl_s=-1)
+    assert await tickets.redeem(await tickets.issue(session.id)) is None
 
 
 def test_event_stream_sends_the_status_then_each_payment(live_gateway: LiveGateway, simulator):

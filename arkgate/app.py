@@ -25,8 +25,8 @@ from arkgate.cluster.bus import choose_bus
 from arkgate.cluster.leader import Leadership
 from arkgate.db import migrate
 from arkgate.db.engine import Database
-from arkgate.payments import retention
 from arkgate.downloads import DatabaseDownloadStore, DownloadStore, get_download_store, store_options
+from arkgate.payments import retention
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import CreditResult, Ledger

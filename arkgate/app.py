@@ -85,6 +85,12 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             poll_interval_s=settings.poll_interval_s,
             on_credit=lambda result, rail: _count_credit(rt, result, rail),
         )
+    rt.leader.register(
+        "retention",
+        lambda: retention.pruning_loop(
+            database, retention.Retention.from_settings(settings), interval_s=settings.prune_interval_s
+        ),
+    )
     startup_hooks: list[StartupHook] = rt.extras.setdefault("startup_hooks", [])
 
     @contextlib.asynccontextmanager
@@ -96,14 +102,6 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         tasks: list[asyncio.Task[Any]] = []
         if rt.watcher is not None:
             tasks.append(asyncio.create_task(rt.watcher.run(), name="payment-watcher"))
-        tasks.append(
-            asyncio.create_task(
-                retention.pruning_loop(
-                    database, retention.Retention.from_settings(settings), interval_s=settings.prune_interval_s
-                ),
-                name="retention",
-            )
-        )
         async with contextlib.AsyncExitStack() as stack:
             for context in rt.extras.get("lifespan_contexts", []):
                 await stack.enter_async_context(context())

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from arkgate.db.engine import async_url
-from tests.conftest import DEAD_END
+from tests.conftest import BARKD_COMPAT, DEAD_END
 from tests.databases import SERVER_URLS, backends, scratch_database
 
 
@@ -32,7 +32,7 @@ async def test_ready_reports_barkd_version_when_reachable(gateway_factory, simul
         ready = await gw.client.get("/health/ready")
         health = (await gw.client.get("/health")).json()
     assert ready.status_code == 200
-    assert ready.json()["barkd"] == {"reachable": True, "version": "0.6.0"}
+    assert ready.json()["barkd"] == {"reachable": True, "version": BARKD_COMPAT}
     assert health["status"] == "ok" and health["barkd"]["reachable"] is True
 
 

@@ -271,7 +271,7 @@ def audit(result: FetchResult, requested_url: str) -> HeadersReport:
         findings=findings,
         recommendations=advice,
         server=h.get("server", ""),
-        all_headers={name: "; ".join(h.get_list(name)) for name in dict.fromkeys(k.title() for k in h.keys())},
+        all_headers={name: "; ".join(h.get_list(name)) for name in dict.fromkeys(k.title() for k in h)},
         security_headers=[
             SecurityHeader(
                 header=header,

@@ -50,6 +50,9 @@ class CveSummary(BaseModel):
     cwes: list[str]
     has_kev: bool
     nvd_url: str
+    published: str = Field(default="", description="ArkAPI's: NVD's 'published' timestamp as NVD writes it.")
+    last_modified: str = Field(default="", description="ArkAPI's: NVD's 'lastModified' timestamp.")
+    primary_reference_url: str = Field(default="", description="ArkAPI's: the vendor advisory, else the first link.")
 
 
 class CveSearchResponse(BaseModel):
@@ -72,6 +75,9 @@ def _summary(record: CveRecord) -> CveSummary:
         cwes=record.cwes,
         has_kev=record.has_kev,
         nvd_url=record.nvd_url,
+        published=record.published,
+        last_modified=record.last_modified,
+        primary_reference_url=record.primary_reference_url or "",
     )
 
 

@@ -12,6 +12,8 @@ Spec language (a small one, so the table reads like the Go structs):
 - ``Nullable(spec)``: ``null`` or ``spec`` (a Go pointer without ``omitempty``)
 - a field name ending in ``?`` is ``omitempty`` in Go: absent (or empty) is fine, but when present it
   has the type. A name without ``?`` must always be present.
+- a name ending in ``~`` is ``omitempty`` in Go too, but arkgate always sends the key (possibly empty):
+  issue 19 asked for these by name, so their absence is a regression.
 
 arkgate may send more fields than these (it keeps its own, richer ones); it may never send fewer or
 change a type.
@@ -41,7 +43,7 @@ WHOIS = {
     "created_date?": "str",
     "expiry_date?": "str",
     "updated_date?": "str",
-    "name_servers?": ["str"],
+    "name_servers~": ["str"],
     "status?": ["str"],
     "parsed": Map("str"),
 }
@@ -54,21 +56,21 @@ SSL = {
     "not_after": "str",
     "days_remaining": "int",
     "protocol": "str",
-    "cipher_suite?": "str",
+    "cipher_suite~": "str",
     "sans?": ["str"],
-    "chain?": ["str"],
+    "chain~": ["str"],
     "expired": "bool",
 }
 HEADERS = {
     "url": "str",
     "status_code": "int",
-    "server?": "str",
+    "server~": "str",
     "security_headers": [{"header": "str", "value": "str", "present": "bool", "rating": "str", "note": "str"}],
     "score": "int",
     "grade": "str",
     "all_headers": Map("str"),
 }
-EMAIL_RECORD = {"present": "bool", "record?": "str", "mode?": "str"}
+EMAIL_RECORD = {"present": "bool", "record?": "str", "mode~": "str"}
 EMAIL_AUTH = {
     "domain": "str",
     "grade": "str",
@@ -76,10 +78,10 @@ EMAIL_AUTH = {
     "dmarc": EMAIL_RECORD,
     "dkim": {
         "present": "bool",
-        "selector_used?": "str",
+        "selector_used~": "str",
         "selectors_checked": ["str"],
-        "found_selectors?": ["str"],
-        "records?": Map("str"),
+        "found_selectors~": ["str"],
+        "records~": Map("str"),
     },
     "recommendations?": ["str"],
 }
@@ -155,10 +157,10 @@ CONTRACT: dict[str, dict[str, Any]] = {
         "allowed": "bool",
         "explanation": "str",
         "nameservers_checked": ["str"],
-        "successful_nameserver?": "str",
+        "successful_nameserver~": "str",
         "transfer_record_count": "int",
-        "truncated?": "bool",
-        "records?": Map([DNS_RECORD]),
+        "truncated~": "bool",
+        "records~": Map([DNS_RECORD]),
     },
     "image-generate": {
         "prompt": "str",
@@ -185,8 +187,8 @@ CONTRACT: dict[str, dict[str, Any]] = {
         "valid": "bool",
         "type?": "str",
         "network?": "str",
-        "format?": "str",
-        "description?": "str",
+        "format~": "str",
+        "description~": "str",
         "balance": Nullable({"confirmed_sats": "int", "unconfirmed_sats": "int", "tx_count": "int"}),
         "cached": "bool",
     },
@@ -196,9 +198,9 @@ CONTRACT: dict[str, dict[str, Any]] = {
             {
                 "cve_id": "str",
                 "nvd_url": "str",
-                "primary_reference_url?": "str",
-                "published?": "str",
-                "last_modified?": "str",
+                "primary_reference_url~": "str",
+                "published~": "str",
+                "last_modified~": "str",
                 "description?": "str",
                 "severity?": "str",
                 "cvss_score?": "num",
@@ -230,23 +232,23 @@ CONTRACT: dict[str, dict[str, Any]] = {
         "source": "str",
         "nvd_url?": "str",
         "primary_reference_url?": "str",
-        "published?": "str",
-        "last_modified?": "str",
-        "vulnerability_status?": "str",
+        "published~": "str",
+        "last_modified~": "str",
+        "vulnerability_status~": "str",
         "description?": "str",
         "severity?": "str",
         "cvss_score?": "num",
         "cvss_vector?": "str",
         "cwes?": ["str"],
-        "references?": ["str"],
+        "references~": ["str"],
         "has_kev": "bool",
-        "kev_added?": "str",
-        "required_action?": "str",
+        "kev_added~": "str",
+        "required_action~": "str",
     },
     "domain-intel": {
         "domain": "str",
         # ArkAPI omits it when not asked for; arkgate sends null with a reason (documented)
-        "ai_summary?": Nullable(AI_CHAT),
+        "ai_summary~": Nullable(AI_CHAT),
         "registration?": {
             "registrar?": "str",
             "created_date?": "str",
@@ -314,7 +316,7 @@ CONTRACT: dict[str, dict[str, Any]] = {
             "www_redirect?": "bool",
         },
         "subdomains?": ["str"],
-        "ct_subdomains?": ["str"],
+        "ct_subdomains~": ["str"],
         "findings?": ["str"],
         "recommendations?": ["str"],
         "cache?": {"cached": "bool", "ttl_seconds": "int", "expires_at": "str"},
@@ -330,11 +332,11 @@ CONTRACT: dict[str, dict[str, Any]] = {
         "domain": "str",
         "available": "bool",
         "registrar?": "str",
-        "created_date?": "str",
+        "created_date~": "str",
         "expiry_date?": "str",
-        "name_servers?": ["str"],
+        "name_servers~": ["str"],
     },
-    "url-to-markdown": {"url": "str", "title": "str", "markdown": "str", "excerpt?": "str"},
+    "url-to-markdown": {"url": "str", "title": "str", "markdown": "str", "excerpt~": "str"},
     "btc-price": {
         "btc_usd": "str",
         "btc_eur": "str",
@@ -393,13 +395,14 @@ def violations(value: Any, spec: Any, path: str = "data") -> list[str]:
         return [f"{path}: expected an object, got {type(value).__name__}"]
     problems: list[str] = []
     for name, field_spec in spec.items():
-        key = name.rstrip("?")
+        key = name.rstrip("?~")
         optional = name.endswith("?")
+        may_be_empty = name.endswith(("?", "~"))
         if key not in value:
             if not optional:
                 problems.append(f"{path}.{key}: missing")
             continue
-        if optional and _empty(value[key]) and not isinstance(field_spec, Nullable):
+        if may_be_empty and _empty(value[key]) and not isinstance(field_spec, Nullable):
             continue
         problems.extend(violations(value[key], field_spec, f"{path}.{key}"))
     return problems

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from arkgate.catalog._security.common import DomainRequest, iso, note_ai_summary
+from arkgate.catalog._ai.chat import complete, make_chat_client
+from arkgate.catalog._security.common import DomainRequest, iso
 from arkgate.catalog._security.dnsutil import query
 from arkgate.catalog._security.headers_audit import HeadersReport, audit
 from arkgate.catalog._security.ipinfo import IpInfo, ip_info
@@ -103,7 +104,7 @@ class SecurityTxt(BaseModel):
     encryption: list[str] = []
     policy: list[str] = []
     acknowledgments: list[str] = []
-    preferred_languages: str | None = None
+    preferred_languages: list[str] = Field(default_factory=list, description="Language tags, as ArkAPI lists them.")
     canonical: list[str] = []
     hiring: list[str] = []
     signed: bool = False
@@ -161,9 +162,34 @@ class CacheInfo(BaseModel):
     expires_at: str | None = None
 
 
+class AiUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AiSummary(BaseModel):
+    """ArkAPI's ai_summary object (the shape of its ai-chat answer)."""
+
+    answer: str
+    model: str
+    usage: AiUsage
+
+
+AI_SUMMARY_MAX_TOKENS = 300  # a short paragraph; the flat price covers it
+
+
 class DomainIntelResponse(BaseModel):
     domain: str
     generated_at: str
+    ai_summary: AiSummary | None = Field(
+        default=None, description="A short AI-written summary, when asked for and an AI backend is configured."
+    )
+    ai_summary_note: str | None = Field(default=None, description="Why ai_summary is null.")
+    ct_subdomains: list[str] = Field(
+        default_factory=list,
+        description="ArkAPI's Certificate Transparency subdomains; arkgate does not query CT logs, so empty.",
+    )
     registration: Registration | None = None
     providers: Providers
     dns: DnsLookupResponse | None = None
@@ -260,7 +286,9 @@ def parse_security_txt(text: str, url: str, now: datetime) -> SecurityTxt:
         encryption=fields.get("encryption", []),
         policy=fields.get("policy", []),
         acknowledgments=fields.get("acknowledgments", []),
-        preferred_languages=_first(fields.get("preferred-languages")),
+        preferred_languages=[
+            tag.strip() for value in fields.get("preferred-languages", []) for tag in value.split(",") if tag.strip()
+        ],
         canonical=fields.get("canonical", []),
         hiring=fields.get("hiring", []),
         signed="-----BEGIN PGP SIGNED MESSAGE-----" in text,
@@ -504,18 +532,47 @@ def _summarise(
     return findings, list(dict.fromkeys(advice))
 
 
+async def _ai_summary(report: DomainIntelResponse, ctx: CallContext) -> tuple[AiSummary | None, str | None]:
+    """ArkAPI's optional AI summary of the findings; null with the reason when it cannot be written."""
+    if not ctx.settings.ai_base_url:
+        return None, "no AI backend is configured on this gateway"
+    facts = "\n".join(f"- {line}" for line in report.findings + report.recommendations)
+    messages = [
+        {"role": "system", "content": "Summarise a domain security report in three plain sentences."},
+        {"role": "user", "content": f"Domain: {report.domain}\n{facts}"},
+    ]
+    try:
+        result = await complete(
+            ctx.services.get(make_chat_client),
+            model=ctx.settings.ai_chat_model,
+            messages=messages,
+            max_tokens=AI_SUMMARY_MAX_TOKENS,
+        )
+    except ArkgateError as exc:
+        return None, f"the AI summary failed: {exc.message}"
+    usage = AiUsage(
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        total_tokens=result.prompt_tokens + result.completion_tokens,
+    )
+    return AiSummary(answer=result.text.strip(), model=result.model, usage=usage), None
+
+
 async def handler(request: DomainRequest, ctx: CallContext) -> DomainIntelResponse:
-    note_ai_summary(request, ctx)
     cache = ctx.services.get(IntelCache)
     hit = cache.get(request.domain)
     if hit is not None:
-        return hit.model_copy(update={"cache": hit.cache.model_copy(update={"cached": True})})
-    report = await build(request.domain, ctx)
-    if ctx.settings.intel_cache_ttl_s > 0:
-        expires = datetime.now(UTC) + timedelta(seconds=ctx.settings.intel_cache_ttl_s)
-        report = report.model_copy(update={"cache": report.cache.model_copy(update={"expires_at": iso(expires)})})
-        cache.put(request.domain, report)
-    return report
+        report = hit.model_copy(update={"cache": hit.cache.model_copy(update={"cached": True})})
+    else:
+        report = await build(request.domain, ctx)
+        if ctx.settings.intel_cache_ttl_s > 0:
+            expires = datetime.now(UTC) + timedelta(seconds=ctx.settings.intel_cache_ttl_s)
+            report = report.model_copy(update={"cache": report.cache.model_copy(update={"expires_at": iso(expires)})})
+            cache.put(request.domain, report)
+    if not request.ai_summary:
+        return report.model_copy(update={"ai_summary_note": 'not requested (send "ai_summary": true)'})
+    summary, note = await _ai_summary(report, ctx)
+    return report.model_copy(update={"ai_summary": summary, "ai_summary_note": note})
 
 
 ENDPOINT = Endpoint(

@@ -122,9 +122,10 @@ async def test_backend_failure_refunds_everything(
         await gw.assert_ledger_consistent()
 
 
-def test_default_maximum_matches_the_reference_price() -> None:
+def test_default_maximum_covers_arkapis_5000_characters() -> None:
     from arkgate.settings import Settings
 
     settings = Settings()
-    assert ai_translate.ENDPOINT.max_price_sats(settings) == 25
-    assert "Up to 25 sats are reserved" in ai_translate.rate_text(settings)
+    assert ai_translate.MAX_TEXT_CHARS == 5000  # ArkAPI's limit
+    assert ai_translate.ENDPOINT.max_price_sats(settings) == 61
+    assert "Up to 61 sats are reserved" in ai_translate.rate_text(settings)

@@ -10,10 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from arkgate.api import metering, public, sessions
+from arkgate.api import compat, metering, public, sessions
+from arkgate.api.cors import PublicCors
 from arkgate.api.envelope import install_error_handlers
 from arkgate.api.metrics import Metrics
-from arkgate.api.ratelimit import RateLimits
+from arkgate.api.ratelimit import RateLimitHeaders, RateLimits
 from arkgate.api.runtime import Runtime
 from arkgate.catalog.context import Services
 from arkgate.catalog.registry import Catalog, load_catalog
@@ -104,6 +105,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     install_error_handlers(app)
     app.include_router(public.router)
     app.include_router(sessions.router)
+    app.include_router(compat.router)
     for endpoint in rt.catalog:
         app.add_api_route(
             endpoint.path,
@@ -116,6 +118,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         )
     for name in PARTS:
         importlib.import_module(name).install(app, rt)
+    app.add_middleware(RateLimitHeaders)
+    if settings.cors_allow_origins:
+        app.add_middleware(PublicCors, settings=settings)
     return app
 
 

@@ -71,7 +71,7 @@ async def test_ai_translate_takes_5000_characters_and_refuses_5001_for_free(
 
 
 @pytest.mark.parametrize(("limit", "sent"), [(0, "5"), (-1, "5"), (None, "5"), (3, "3"), (21, "20"), (1000, "20")])
-async def test_limit_out_of_range_is_clamped_as_arkapi_does(gateway_factory, nvd: UpstreamServer, limit, sent) -> None:
+async def test_limit_out_of_range_is_clamped_as_arkapi_does(gateway_factory, nvd: UpstreamServer, limit, sent) -> None:  # noqa: F811
     async with gateway_factory(**overrides(nvd)) as gw:
         token = await gw.new_session(sats=50)
         assert_paid(await gw.call("cve-search", {"query": QUERY, "limit": limit}, token=token), 4)

@@ -19,13 +19,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import (  # noqa: F401  (fixtures)
-    LiveGateway,
-    browser,
-    live_gateway,
-    new_context,
-    save_screenshot,
-)
+from tests.web.conftest import LiveGateway, save_screenshot
 
 PAGES = Path(__file__).parent / "pages"
 

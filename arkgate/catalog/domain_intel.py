@@ -120,6 +120,10 @@ class RobotsTxt(BaseModel):
     disallows_everything: bool = False
     sitemaps: list[str] = []
     crawl_delay: str | None = None
+    # ArkAPI's lists of the paths themselves (every group), and the Host directive
+    allow: list[str] = []
+    disallow: list[str] = []
+    host: str | None = None
 
 
 class TechFingerprint(BaseModel):
@@ -128,6 +132,7 @@ class TechFingerprint(BaseModel):
     server: str | None = None
     cms: str | None = None
     frontend: str | None = None
+    generator: str | None = Field(default=None, description="ArkAPI's: a static-site generator, when detected.")
     final_url: str | None = None
 
 
@@ -147,6 +152,10 @@ class Providers(BaseModel):
     registrar: str | None = None
     dns_provider: str | None = None
     hosting_provider: str | None = None
+    # ArkAPI's fields
+    mail_provider: str | None = Field(default=None, description="The domain of the first MX host.")
+    cdn_provider: str | None = Field(default=None, description="A CDN seen in the site's response headers.")
+    behind_cloudflare: bool = False
 
 
 class Network(BaseModel):
@@ -299,6 +308,9 @@ def parse_security_txt(text: str, url: str, now: datetime) -> SecurityTxt:
 def parse_robots_txt(text: str, url: str) -> RobotsTxt:
     agents: list[str] = []
     disallow = allow = 0
+    allowed_paths: list[str] = []
+    disallowed_paths: list[str] = []
+    host = None
     everything = False
     sitemaps: list[str] = []
     delay = None
@@ -318,9 +330,14 @@ def parse_robots_txt(text: str, url: str) -> RobotsTxt:
                 agents.append(value)
         elif key == "disallow" and value:
             disallow += 1
+            disallowed_paths.append(value)
             everything = everything or (value == "/" and "*" in current)
         elif key == "allow":
             allow += 1
+            if value:
+                allowed_paths.append(value)
+        elif key == "host":
+            host = value
         elif key == "sitemap":
             sitemaps.append(value)
         elif key == "crawl-delay":
@@ -336,6 +353,9 @@ def parse_robots_txt(text: str, url: str) -> RobotsTxt:
         disallows_everything=everything,
         sitemaps=sitemaps,
         crawl_delay=delay,
+        allow=list(dict.fromkeys(allowed_paths)),
+        disallow=list(dict.fromkeys(disallowed_paths)),
+        host=host,
     )
 
 
@@ -353,6 +373,7 @@ def fingerprint(page: FetchResult) -> TechFingerprint:
         server=page.headers.get("server"),
         cms=_first(found.get("cms")),
         frontend=_first(found.get("frontend")),
+        generator=_first(found.get("generator")),
         final_url=page.url,
     )
 
@@ -455,10 +476,15 @@ async def build(domain: str, ctx: CallContext) -> DomainIntelResponse:
     )
     ns_names = dns.ns if dns is not None else (reg.nameservers if reg is not None else [])
     dns_provider = next((label for needle, label in DNS_PROVIDERS if any(needle in n for n in ns_names)), None)
+    mx_hosts = [mx.split(" ", 1)[-1] for mx in dns.mx] if dns is not None else []
+    cdn = _first(tech.by_category.get("cdn")) if tech is not None else None
     providers = Providers(
         registrar=reg.registrar if reg else None,
         dns_provider=dns_provider or (ns_names[0].split(".", 1)[-1] if ns_names else None),
         hosting_provider=network.organizations[0] if network.organizations else None,
+        mail_provider=".".join(mx_hosts[0].rstrip(".").split(".")[-2:]) if mx_hosts and mx_hosts[0] != "." else None,
+        cdn_provider=cdn,
+        behind_cloudflare=cdn == "Cloudflare",
     )
     subdomains = [f"www.{domain}"] if www else []
     if dns is not None:

@@ -82,6 +82,11 @@ async def test_full_report_and_cache(gateway_factory, site) -> None:
         assert data["robots_txt"]["user_agents"] == ["*"]
         assert data["robots_txt"]["sitemaps"] == ["https://intel.test/sitemap.xml"]
         assert data["robots_txt"]["disallow_count"] == 1
+        # ArkAPI's nested fields
+        assert data["robots_txt"]["disallow"] == ["/wp-admin/"]
+        assert data["robots_txt"]["allow"] == ["/wp-admin/admin-ajax.php"]
+        assert data["providers"]["mail_provider"] == "intel.test"
+        assert data["providers"]["behind_cloudflare"] is False
         tech = data["tech_fingerprint"]
         assert tech["cms"] == "WordPress"
         assert {"WordPress", "jQuery", "nginx"} <= set(tech["detected"])

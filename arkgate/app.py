@@ -12,10 +12,11 @@ import structlog
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from arkgate.api import health, metering, public, sessions
+from arkgate.api import compat, health, metering, public, sessions
+from arkgate.api.cors import PublicCors
 from arkgate.api.envelope import install_error_handlers
 from arkgate.api.metrics import Metrics
-from arkgate.api.ratelimit import RateLimits
+from arkgate.api.ratelimit import RateLimitHeaders, RateLimits
 from arkgate.api.request_id import RequestIdMiddleware
 from arkgate.api.request_limits import BodyLimits, RequestLimitsMiddleware
 from arkgate.api.runtime import Runtime
@@ -138,6 +139,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(public.router)
     app.include_router(sessions.router)
+    app.include_router(compat.router)
     for endpoint in rt.catalog:
         app.add_api_route(
             endpoint.path,
@@ -150,6 +152,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         )
     for name in PARTS:
         importlib.import_module(name).install(app, rt)
+    app.add_middleware(RateLimitHeaders)
+    if settings.cors_allow_origins:
+        app.add_middleware(PublicCors, settings=settings)
     _install_http_guards(app, rt)
     return app
 

@@ -147,6 +147,20 @@ class Settings(BaseSettings):
     rate_limit_calls: str = Field("600/minute", description="Paid calls per token.")
     rate_limit_calls_ip: str = Field("1200/minute", description="Paid calls per client IP.")
 
+    # --- CORS (issue 19) ------------------------------------------------------------------
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Comma-separated origins allowed to call /api/*, /v1/* and the discovery documents from a "
+        "browser ('*': any, as ArkAPI; empty: no CORS headers). Credentials are never allowed.",
+    )
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_cors_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
     # --- operator -----------------------------------------------------------------------
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset disables it.")
 

@@ -107,7 +107,7 @@ async def _tokenless(rt: Runtime, request: Request, endpoint: Endpoint, price_sa
         ]
         return _respond(body)
     try:
-        await rt.limits.hit("sessions", client_ip(request))
+        await rt.limits.hit("sessions", client_ip(request), request.scope)
     except RateLimitedError as exc:
         return error_response(exc, endpoint=endpoint.path)
     try:
@@ -221,7 +221,7 @@ async def _short(
     note = None
     if invoice is None:
         try:
-            await rt.limits.hit("sessions", client_ip(request))
+            await rt.limits.hit("sessions", client_ip(request), request.scope)
             invoice = await add_topup_invoice(rt, session.id, amount)
         except RateLimitedError:
             invoice, note = None, "too many invoices requested from this address; send sats to the Ark address"

@@ -39,7 +39,37 @@ def sample_intent(endpoint: Endpoint) -> str:
     return endpoint.summary
 
 
-def manifest(rt: Runtime, base: str) -> dict[str, Any]:
+# The category ArkAPI's own /.well-known/arkapi.json gives each of its tools; arkgate's
+# catalog groups some differently (its manifest at /.well-known/arkgate.json keeps those).
+ARKAPI_CATEGORIES = {
+    "dns-lookup": "security",
+    "whois": "security",
+    "ssl-check": "security",
+    "headers": "security",
+    "weather": "utility",
+    "ip-lookup": "osint",
+    "email-auth-check": "security",
+    "axfr-check": "security",
+    "domain-intel": "security",
+    "bitcoin-news": "utility",
+    "btc-price": "bitcoin",
+    "ai-chat": "ai",
+    "ai-translate": "ai",
+    "translate": "ai",
+    "image-generate": "visual",
+    "screenshot": "visual",
+    "qr-generate": "utility",
+    "bitcoin-address": "bitcoin",
+    "cve-search": "security",
+    "prediction-market-search": "utility",
+    "cve-lookup": "security",
+    "domain-check": "osint",
+    "url-to-markdown": "content",
+}
+
+
+def manifest(rt: Runtime, base: str, *, arkapi_categories: bool = False) -> dict[str, Any]:
+    """The agent manifest; ``arkapi_categories`` labels ArkAPI's tools with ArkAPI's categories."""
     settings = rt.settings
     barkd = settings.payment_mode == "barkd"
     tools = []
@@ -51,7 +81,9 @@ def manifest(rt: Runtime, base: str) -> dict[str, Any]:
             "cost_sats": endpoint.listed_price_sats(settings),
             "min_cost_sats": endpoint.min_price_sats(settings),
             "max_cost_sats": endpoint.max_price_sats(settings),
-            "category": endpoint.category,
+            "category": ARKAPI_CATEGORIES.get(endpoint.id, endpoint.category)
+            if arkapi_categories
+            else endpoint.category,
             "summary": endpoint.summary,
             "description": endpoint.description,
             "sample_intent": sample_intent(endpoint),
@@ -110,10 +142,10 @@ def manifest(rt: Runtime, base: str) -> dict[str, Any]:
 @router.get("/.well-known/arkapi.json", summary="Agent manifest (ArkAPI's format)")
 async def arkapi_manifest(request: Request) -> Response:
     rt = runtime(request)
-    return json_response(manifest(rt, rt.base_url(request)))
+    return json_response(manifest(rt, rt.base_url(request), arkapi_categories=True))
 
 
-@router.get("/.well-known/arkgate.json", summary="Agent manifest (same content as /.well-known/arkapi.json)")
+@router.get("/.well-known/arkgate.json", summary="Agent manifest (arkapi.json's content, with arkgate's categories)")
 async def arkgate_manifest(request: Request) -> Response:
     rt = runtime(request)
     return json_response(manifest(rt, rt.base_url(request)))

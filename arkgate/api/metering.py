@@ -131,9 +131,9 @@ class Meter:
             return await rt.extras.get("challenge", default_challenge)(self.request, endpoint, price, None)
         idem_key = self.request.headers.get("idempotency-key")
         try:
-            await rt.limits.hit("calls", token_hash)
+            await rt.limits.hit("calls", token_hash, self.request.scope)
             if self.request.client is not None:
-                await rt.limits.hit("calls_ip", self.request.client.host)
+                await rt.limits.hit("calls_ip", self.request.client.host, self.request.scope)
             if idem_key is not None:
                 replay = await self._replay(token_hash, idem_key)
                 if replay is not None:

@@ -5,6 +5,7 @@ ArkAPI-compatible shapes, plus extensions (top-up, payments, calls).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,30 @@ class Balance(BaseModel):
 
 def iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat(timespec="seconds") + "Z"
+
+
+async def lenient_body(request: Request, model: type[BaseModel]) -> Any:
+    """The JSON object of a request, as ArkAPI reads it: any Content-Type, and no body at all means ``{}``."""
+    raw = await request.body()
+    if not raw.strip():
+        return model.model_validate({})
+    try:
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError('the body must be JSON, e.g. {"amount_sats": 500}') from exc
+    if not isinstance(payload, dict):
+        raise InputError('the body must be a JSON object, e.g. {"amount_sats": 500}')
+    return model.model_validate(payload)
+
+
+def _json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a body read by ``lenient_body`` (FastAPI cannot see it)."""
+    return {
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
 
 
 def validate_amount(rt: Runtime, value: Any) -> int:
@@ -207,12 +232,21 @@ async def open_session(
     return token, created
 
 
-@router.post("/v1/sessions", status_code=201, response_model=SessionCreated, summary="Create a prepaid session")
-async def create_session(body: CreateSession, request: Request) -> Response:
+@router.post(
+    "/v1/sessions",
+    status_code=201,
+    response_model=SessionCreated,
+    summary="Create a prepaid session",
+    openapi_extra=_json_body_schema(CreateSession),
+)
+async def create_session(request: Request) -> Response:
     rt = runtime(request)
+    body: CreateSession = await lenient_body(request, CreateSession)
+    if body.amount_sats is None and rt.settings.payment_mode == "free":
+        body.amount_sats = rt.settings.free_balance_sats  # ArkAPI's free mode funds a session without a body
     amount = validate_amount(rt, body.amount_sats)
     ip = request.client.host if request.client else "unknown"
-    await rt.limits.hit("sessions", ip)
+    await rt.limits.hit("sessions", ip, request.scope)
     _, created = await open_session(rt, amount, client_ip=ip)
     return json_response(created.model_dump(), 201)
 
@@ -252,12 +286,18 @@ async def top_up_session(rt: Runtime, session: SessionInfo, amount_sats: int) ->
     )
 
 
-@router.post("/v1/sessions/topup", response_model=TopUpCreated, summary="Get a new invoice for the same session")
-async def top_up(body: TopUp, request: Request) -> Response:
+@router.post(
+    "/v1/sessions/topup",
+    response_model=TopUpCreated,
+    summary="Get a new invoice for the same session",
+    openapi_extra=_json_body_schema(TopUp),
+)
+async def top_up(request: Request) -> Response:
     rt = runtime(request)
     session = await require_session(request, rt.ledger)
+    body: TopUp = await lenient_body(request, TopUp)
     amount = validate_amount(rt, body.amount_sats)
-    await rt.limits.hit("sessions", request.client.host if request.client else "unknown")
+    await rt.limits.hit("sessions", request.client.host if request.client else "unknown", request.scope)
     return json_response((await top_up_session(rt, session, amount)).model_dump())
 
 

@@ -8,9 +8,9 @@ and the backend's reported usage is what is charged.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from arkgate.catalog._ai.chat import complete, make_chat_client
 from arkgate.catalog._ai.languages import AUTO, TranslationFields, TranslationResult, detect, primary
@@ -21,7 +21,7 @@ from arkgate.catalog.registry import Endpoint, Metered, needs_setting
 from arkgate.errors import InputError
 from arkgate.settings import Settings
 
-MAX_TEXT_CHARS = 2000
+MAX_TEXT_CHARS = 5000  # ArkAPI's limit
 OUTPUT_TOKENS_PER_CHAR = 2
 OUTPUT_TOKENS_SLACK = 64
 
@@ -41,7 +41,14 @@ class AiTranslateRequest(TranslationFields):
         description=f"Text to translate (at most {MAX_TEXT_CHARS} characters).",
         examples=["Sous les etoiles, la riviere chante doucement."],
     )
-    style: Style = Field("natural", description="literal, natural or polished.")
+    style: Style = Field("natural", description="literal, natural or polished (any letter case, as in ArkAPI).")
+
+    @field_validator("style", mode="before")
+    @classmethod
+    def _style_any_case(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower() or "natural"
+        return value
 
 
 class AiTranslateResponse(TranslationResult):

@@ -18,7 +18,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.xfr
 import dns.zone
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field, field_serializer
 
 from arkgate.catalog._security.common import Domain, note_ai_summary
 from arkgate.catalog._security.dnsutil import query, query_many, raise_if_missing
@@ -57,6 +57,10 @@ class ZoneRecord(BaseModel):
     type: str
     value: str
 
+    @field_serializer("ttl")
+    def _ttl_as_text(self, value: int) -> str:
+        return str(value)  # ArkAPI's DNSRecord carries the TTL as a string
+
 
 class AxfrResponse(BaseModel):
     domain: str
@@ -65,8 +69,24 @@ class AxfrResponse(BaseModel):
     nameservers_checked: list[str]
     servers: list[ServerResult]
     transfer_record_count: int = Field(..., description="Records in the largest transfer obtained.")
-    records: list[ZoneRecord] = Field(default_factory=list, description=f"Exposed records, at most {MAX_RECORDS}.")
+    record_list: list[ZoneRecord] = Field(
+        default_factory=list, description=f"Exposed records in zone order, at most {MAX_RECORDS}."
+    )
     records_truncated: bool = False
+    successful_nameserver: str = Field(default="", description="ArkAPI's: the first nameserver that allowed AXFR.")
+
+    @computed_field(description="ArkAPI's 'records': the exposed records grouped by type.")  # type: ignore[prop-decorator]
+    @property
+    def records(self) -> dict[str, list[ZoneRecord]]:
+        grouped: dict[str, list[ZoneRecord]] = {}
+        for record in self.record_list:
+            grouped.setdefault(record.type, []).append(record)
+        return grouped
+
+    @computed_field(description="ArkAPI's name for records_truncated.")  # type: ignore[prop-decorator]
+    @property
+    def truncated(self) -> bool:
+        return self.records_truncated
 
 
 async def _transfer(domain: str, ns: str, address: str, port: int) -> tuple[ServerResult, list[ZoneRecord]]:
@@ -160,8 +180,9 @@ async def check(domain: str, ctx: CallContext) -> AxfrResponse:
         nameservers_checked=nameservers,
         servers=sorted(servers, key=lambda s: (s.nameserver, s.family, s.address)),
         transfer_record_count=len(best),
-        records=best[:MAX_RECORDS],
+        record_list=best[:MAX_RECORDS],
         records_truncated=len(best) > MAX_RECORDS,
+        successful_nameserver=min((s.nameserver for s in allowed_servers), default=""),
     )
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, field_validator
 from arkgate.catalog._upstream import RetryPolicy, cache_factory, get_json, upstream_errors
 from arkgate.catalog.context import CallContext
 from arkgate.catalog.registry import Endpoint
+from arkgate.errors import ArkgateError
 
 Network = Literal["mainnet", "testnet", "regtest"]
 
@@ -174,6 +175,25 @@ class BitcoinAddressRequest(BaseModel):
         return value
 
 
+class Balance(BaseModel):
+    """ArkAPI's balance object."""
+
+    confirmed_sats: int
+    unconfirmed_sats: int
+    tx_count: int
+
+
+# A plain-words description per output type (ArkAPI's "description").
+DESCRIPTIONS = {
+    "p2pkh": "Pay to public key hash (legacy)",
+    "p2sh": "Pay to script hash (often wrapped segwit or multisig)",
+    "p2wpkh": "Native segwit v0, pay to witness public key hash",
+    "p2wsh": "Native segwit v0, pay to witness script hash",
+    "p2tr": "Taproot (segwit v1)",
+    "p2a": "Pay to anchor (segwit v1 anchor output)",
+}
+
+
 class ChainStats(BaseModel):
     funded_sats: int
     spent_sats: int
@@ -197,6 +217,14 @@ class BitcoinAddressResponse(BaseModel):
     unconfirmed_tx_count: int | None = None
     chain_stats: ChainStats | None = None
     balance_source: str | None = None
+    # ArkAPI's fields (docs/arkapi-compatibility.md)
+    format: str = Field(default="", description="ArkAPI's name for encoding: base58, bech32 or bech32m.")
+    description: str = Field(default="", description="What kind of output the address pays to, in words.")
+    balance: Balance | None = Field(
+        default=None, description="On-chain balance; null when not looked up or the backend is unavailable."
+    )
+    balance_error: str | None = Field(default=None, description="Why the balance is null although one was asked.")
+    cached: bool = Field(default=False, description="The balance came from the gateway's cache.")
 
 
 _cache = cache_factory(max_entries=4096)
@@ -240,6 +268,10 @@ async def bitcoin_address(request: BitcoinAddressRequest, ctx: CallContext) -> B
         witness_version=decoded.witness_version,
         witness_program=decoded.witness_program,
         script_pubkey=decoded.script_pubkey,
+        format=decoded.encoding or "" if decoded.valid else "",
+        description=DESCRIPTIONS.get(decoded.type or "", f"Segwit {decoded.type}" if decoded.type else "")
+        if decoded.valid
+        else "",
     )
     if not (decoded.valid and request.include_balance and decoded.normalized):
         return response
@@ -249,7 +281,16 @@ async def bitcoin_address(request: BitcoinAddressRequest, ctx: CallContext) -> B
     if decoded.type not in _LOOKUP_TYPES:
         ctx.notes.append(f"no balance lookup for {decoded.type} outputs (not yet defined by consensus)")
         return response
-    stats = await _esplora(decoded.normalized, ctx)
+    hits_before = ctx.services.get(_cache).hits
+    try:
+        stats = await _esplora(decoded.normalized, ctx)
+    except ArkgateError as exc:
+        # ArkAPI answers with balance: null when its explorer fails; the validation was still done,
+        # so the call is charged like ArkAPI charges it (docs/arkapi-compatibility.md).
+        response.balance_error = f"balance unavailable: {exc.message}"
+        ctx.notes.append(response.balance_error)
+        return response
+    response.cached = ctx.services.get(_cache).hits > hits_before
     response.balance_sats = stats["funded"] - stats["spent"]
     response.unconfirmed_balance_sats = stats["mempool_delta"]
     response.tx_count = stats["tx_count"]
@@ -258,6 +299,9 @@ async def bitcoin_address(request: BitcoinAddressRequest, ctx: CallContext) -> B
         funded_sats=stats["funded"], spent_sats=stats["spent"], tx_count=stats["tx_count"]
     )
     response.balance_source = "Esplora"
+    response.balance = Balance(
+        confirmed_sats=response.balance_sats, unconfirmed_sats=stats["mempool_delta"], tx_count=stats["tx_count"]
+    )
     return response
 
 

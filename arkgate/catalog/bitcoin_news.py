@@ -14,12 +14,13 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import feedparser
 from pydantic import BaseModel, Field
 
+from arkgate.catalog._lenient import clamp_limit, limit_description
 from arkgate.catalog._upstream import RetryPolicy, cache_factory, get_text
 from arkgate.catalog.context import CallContext
 from arkgate.catalog.registry import Endpoint
@@ -31,7 +32,9 @@ _SPACES = re.compile(r"\s+")
 
 
 class NewsRequest(BaseModel):
-    limit: int = Field(10, ge=1, le=MAX_LIMIT, description="How many headlines to return (1-50).")
+    limit: Annotated[int, clamp_limit(10, MAX_LIMIT)] = Field(
+        10, ge=1, le=MAX_LIMIT, description=limit_description("headlines", 10, MAX_LIMIT)
+    )
 
 
 class NewsItem(BaseModel):

@@ -8,9 +8,11 @@ is cached for ``nvd_cache_ttl_s``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 
+from arkgate.catalog._lenient import clamp_limit, limit_description
 from arkgate.catalog._upstream import cache_factory, nvd
 from arkgate.catalog._upstream.nvd import CveRecord
 from arkgate.catalog.context import CallContext
@@ -27,7 +29,9 @@ class CveSearchRequest(BaseModel):
         description="Keywords or product and version, e.g. 'wordpress 6.7'.",
         examples=["wordpress information disclosure"],
     )
-    limit: int = Field(5, ge=1, le=MAX_LIMIT, description="How many CVEs to return (1-20).")
+    limit: Annotated[int, clamp_limit(5, MAX_LIMIT)] = Field(
+        5, ge=1, le=MAX_LIMIT, description=limit_description("CVEs", 5, MAX_LIMIT)
+    )
 
     @field_validator("query")
     @classmethod
@@ -50,6 +54,9 @@ class CveSummary(BaseModel):
     cwes: list[str]
     has_kev: bool
     nvd_url: str
+    published: str = Field(default="", description="ArkAPI's: NVD's 'published' timestamp as NVD writes it.")
+    last_modified: str = Field(default="", description="ArkAPI's: NVD's 'lastModified' timestamp.")
+    primary_reference_url: str = Field(default="", description="ArkAPI's: the vendor advisory, else the first link.")
 
 
 class CveSearchResponse(BaseModel):
@@ -72,6 +79,9 @@ def _summary(record: CveRecord) -> CveSummary:
         cwes=record.cwes,
         has_kev=record.has_kev,
         nvd_url=record.nvd_url,
+        published=record.published,
+        last_modified=record.last_modified,
+        primary_reference_url=record.primary_reference_url or "",
     )
 
 

@@ -18,7 +18,7 @@ from arkgate.outbound.resolver import make_resolver
 
 class DnsLookupResponse(BaseModel):
     domain: str
-    status: str = Field(..., description="NOERROR, or NXDOMAIN when the name does not exist.")
+    status: str = Field(..., description="NOERROR (a name that does not exist is a free 404 domain_not_found).")
     records: dict[str, list[DnsRecord]] = Field(
         ..., description="Records by type (A, AAAA, CNAME, MX, NS, TXT, SOA, CAA, SRV), each with its TTL."
     )

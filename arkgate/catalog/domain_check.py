@@ -20,13 +20,17 @@ from arkgate.catalog.registry import Endpoint
 class DomainCheckResponse(BaseModel):
     domain: str
     availability: Literal["available", "registered", "unknown"]
-    available: bool | None = Field(..., description="ArkAPI's field: True when no registration exists.")
+    available: bool = Field(
+        ..., description="ArkAPI's field: true only when the registry confirms no registration ('unknown' is false)."
+    )
     registered: bool | None
     source: Literal["rdap", "whois", "none"]
     evidence: list[str]
     status: list[str] = []
     registrar: str | None = None
     expiry_date: str | None = None
+    created_date: str = Field(default="", description="ArkAPI's: registration date, empty when unknown.")
+    name_servers: list[str] = Field(default_factory=list, description="ArkAPI's: the delegated nameservers.")
 
 
 async def handler(request: DomainRequest, ctx: CallContext) -> DomainCheckResponse:
@@ -38,13 +42,16 @@ async def handler(request: DomainRequest, ctx: CallContext) -> DomainCheckRespon
     return DomainCheckResponse(
         domain=request.domain,
         availability=availability,
-        available=None if found.registered is None else not found.registered,
+        # ArkAPI's available is a plain bool; an unknown verdict is not "available" (availability says unknown)
+        available=found.registered is False,
         registered=found.registered,
         source=found.source,
         evidence=found.evidence,
         status=found.status,
         registrar=found.registrar,
         expiry_date=found.expiry_date,
+        created_date=found.created_date or "",
+        name_servers=found.nameservers,
     )
 
 

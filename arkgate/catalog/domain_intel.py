@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from arkgate.catalog._security.common import DomainRequest, iso, note_ai_summary
+from arkgate.catalog._ai.chat import complete, make_chat_client
+from arkgate.catalog._security.common import DomainRequest, iso
 from arkgate.catalog._security.dnsutil import query, require_existing
 from arkgate.catalog._security.headers_audit import HeadersReport, audit
 from arkgate.catalog._security.ipinfo import IpInfo, ip_info
@@ -103,7 +104,7 @@ class SecurityTxt(BaseModel):
     encryption: list[str] = []
     policy: list[str] = []
     acknowledgments: list[str] = []
-    preferred_languages: str | None = None
+    preferred_languages: list[str] = Field(default_factory=list, description="Language tags, as ArkAPI lists them.")
     canonical: list[str] = []
     hiring: list[str] = []
     signed: bool = False
@@ -119,6 +120,10 @@ class RobotsTxt(BaseModel):
     disallows_everything: bool = False
     sitemaps: list[str] = []
     crawl_delay: str | None = None
+    # ArkAPI's lists of the paths themselves (every group), and the Host directive
+    allow: list[str] = []
+    disallow: list[str] = []
+    host: str | None = None
 
 
 class TechFingerprint(BaseModel):
@@ -127,6 +132,7 @@ class TechFingerprint(BaseModel):
     server: str | None = None
     cms: str | None = None
     frontend: str | None = None
+    generator: str | None = Field(default=None, description="ArkAPI's: a static-site generator, when detected.")
     final_url: str | None = None
 
 
@@ -146,6 +152,10 @@ class Providers(BaseModel):
     registrar: str | None = None
     dns_provider: str | None = None
     hosting_provider: str | None = None
+    # ArkAPI's fields
+    mail_provider: str | None = Field(default=None, description="The domain of the first MX host.")
+    cdn_provider: str | None = Field(default=None, description="A CDN seen in the site's response headers.")
+    behind_cloudflare: bool = False
 
 
 class Network(BaseModel):
@@ -161,9 +171,34 @@ class CacheInfo(BaseModel):
     expires_at: str | None = None
 
 
+class AiUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AiSummary(BaseModel):
+    """ArkAPI's ai_summary object (the shape of its ai-chat answer)."""
+
+    answer: str
+    model: str
+    usage: AiUsage
+
+
+AI_SUMMARY_MAX_TOKENS = 300  # a short paragraph; the flat price covers it
+
+
 class DomainIntelResponse(BaseModel):
     domain: str
     generated_at: str
+    ai_summary: AiSummary | None = Field(
+        default=None, description="A short AI-written summary, when asked for and an AI backend is configured."
+    )
+    ai_summary_note: str | None = Field(default=None, description="Why ai_summary is null.")
+    ct_subdomains: list[str] = Field(
+        default_factory=list,
+        description="ArkAPI's Certificate Transparency subdomains; arkgate does not query CT logs, so empty.",
+    )
     registration: Registration | None = None
     providers: Providers
     dns: DnsLookupResponse | None = None
@@ -260,7 +295,9 @@ def parse_security_txt(text: str, url: str, now: datetime) -> SecurityTxt:
         encryption=fields.get("encryption", []),
         policy=fields.get("policy", []),
         acknowledgments=fields.get("acknowledgments", []),
-        preferred_languages=_first(fields.get("preferred-languages")),
+        preferred_languages=[
+            tag.strip() for value in fields.get("preferred-languages", []) for tag in value.split(",") if tag.strip()
+        ],
         canonical=fields.get("canonical", []),
         hiring=fields.get("hiring", []),
         signed="-----BEGIN PGP SIGNED MESSAGE-----" in text,
@@ -271,6 +308,9 @@ def parse_security_txt(text: str, url: str, now: datetime) -> SecurityTxt:
 def parse_robots_txt(text: str, url: str) -> RobotsTxt:
     agents: list[str] = []
     disallow = allow = 0
+    allowed_paths: list[str] = []
+    disallowed_paths: list[str] = []
+    host = None
     everything = False
     sitemaps: list[str] = []
     delay = None
@@ -290,9 +330,14 @@ def parse_robots_txt(text: str, url: str) -> RobotsTxt:
                 agents.append(value)
         elif key == "disallow" and value:
             disallow += 1
+            disallowed_paths.append(value)
             everything = everything or (value == "/" and "*" in current)
         elif key == "allow":
             allow += 1
+            if value:
+                allowed_paths.append(value)
+        elif key == "host":
+            host = value
         elif key == "sitemap":
             sitemaps.append(value)
         elif key == "crawl-delay":
@@ -308,6 +353,9 @@ def parse_robots_txt(text: str, url: str) -> RobotsTxt:
         disallows_everything=everything,
         sitemaps=sitemaps,
         crawl_delay=delay,
+        allow=list(dict.fromkeys(allowed_paths)),
+        disallow=list(dict.fromkeys(disallowed_paths)),
+        host=host,
     )
 
 
@@ -325,6 +373,7 @@ def fingerprint(page: FetchResult) -> TechFingerprint:
         server=page.headers.get("server"),
         cms=_first(found.get("cms")),
         frontend=_first(found.get("frontend")),
+        generator=_first(found.get("generator")),
         final_url=page.url,
     )
 
@@ -430,10 +479,15 @@ async def build(domain: str, ctx: CallContext) -> DomainIntelResponse:
     )
     ns_names = dns.ns if dns is not None else (reg.nameservers if reg is not None else [])
     dns_provider = next((label for needle, label in DNS_PROVIDERS if any(needle in n for n in ns_names)), None)
+    mx_hosts = [mx.split(" ", 1)[-1] for mx in dns.mx] if dns is not None else []
+    cdn = _first(tech.by_category.get("cdn")) if tech is not None else None
     providers = Providers(
         registrar=reg.registrar if reg else None,
         dns_provider=dns_provider or (ns_names[0].split(".", 1)[-1] if ns_names else None),
         hosting_provider=network.organizations[0] if network.organizations else None,
+        mail_provider=".".join(mx_hosts[0].rstrip(".").split(".")[-2:]) if mx_hosts and mx_hosts[0] != "." else None,
+        cdn_provider=cdn,
+        behind_cloudflare=cdn == "Cloudflare",
     )
     subdomains = [f"www.{domain}"] if www else []
     if dns is not None:
@@ -507,18 +561,47 @@ def _summarise(
     return findings, list(dict.fromkeys(advice))
 
 
+async def _ai_summary(report: DomainIntelResponse, ctx: CallContext) -> tuple[AiSummary | None, str | None]:
+    """ArkAPI's optional AI summary of the findings; null with the reason when it cannot be written."""
+    if not ctx.settings.ai_base_url:
+        return None, "no AI backend is configured on this gateway"
+    facts = "\n".join(f"- {line}" for line in report.findings + report.recommendations)
+    messages = [
+        {"role": "system", "content": "Summarise a domain security report in three plain sentences."},
+        {"role": "user", "content": f"Domain: {report.domain}\n{facts}"},
+    ]
+    try:
+        result = await complete(
+            ctx.services.get(make_chat_client),
+            model=ctx.settings.ai_chat_model,
+            messages=messages,
+            max_tokens=AI_SUMMARY_MAX_TOKENS,
+        )
+    except ArkgateError as exc:
+        return None, f"the AI summary failed: {exc.message}"
+    usage = AiUsage(
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        total_tokens=result.prompt_tokens + result.completion_tokens,
+    )
+    return AiSummary(answer=result.text.strip(), model=result.model, usage=usage), None
+
+
 async def handler(request: DomainRequest, ctx: CallContext) -> DomainIntelResponse:
-    note_ai_summary(request, ctx)
     cache = ctx.services.get(IntelCache)
     hit = cache.get(request.domain)
     if hit is not None:
-        return hit.model_copy(update={"cache": hit.cache.model_copy(update={"cached": True})})
-    report = await build(request.domain, ctx)
-    if ctx.settings.intel_cache_ttl_s > 0:
-        expires = datetime.now(UTC) + timedelta(seconds=ctx.settings.intel_cache_ttl_s)
-        report = report.model_copy(update={"cache": report.cache.model_copy(update={"expires_at": iso(expires)})})
-        cache.put(request.domain, report)
-    return report
+        report = hit.model_copy(update={"cache": hit.cache.model_copy(update={"cached": True})})
+    else:
+        report = await build(request.domain, ctx)
+        if ctx.settings.intel_cache_ttl_s > 0:
+            expires = datetime.now(UTC) + timedelta(seconds=ctx.settings.intel_cache_ttl_s)
+            report = report.model_copy(update={"cache": report.cache.model_copy(update={"expires_at": iso(expires)})})
+            cache.put(request.domain, report)
+    if not request.ai_summary:
+        return report.model_copy(update={"ai_summary_note": 'not requested (send "ai_summary": true)'})
+    summary, note = await _ai_summary(report, ctx)
+    return report.model_copy(update={"ai_summary": summary, "ai_summary_note": note})
 
 
 ENDPOINT = Endpoint(

@@ -18,7 +18,7 @@ import checkdmarc.dmarc
 import checkdmarc.spf
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field, field_validator
 
 from arkgate.catalog._security.common import DomainRequest, note_ai_summary
 from arkgate.catalog._security.dnsutil import query, require_existing, txt_values
@@ -57,6 +57,15 @@ class SpfResult(BaseModel):
     error: str | None = None
     warnings: list[str] = []
 
+    @computed_field(description="ArkAPI's mode: enforced, softfail, neutral, permissive or present.")  # type: ignore[prop-decorator]
+    @property
+    def mode(self) -> str:
+        if not self.record:
+            return ""
+        words = self.record.lower().split()
+        named = {"-all": "enforced", "~all": "softfail", "?all": "neutral", "+all": "permissive", "all": "permissive"}
+        return next((named[w] for w in words if w in named), "present")
+
 
 class DmarcResult(BaseModel):
     present: bool
@@ -74,6 +83,14 @@ class DmarcResult(BaseModel):
     error: str | None = None
     warnings: list[str] = []
 
+    @computed_field(description="ArkAPI's mode: reject, quarantine, monitoring (p=none) or present.")  # type: ignore[prop-decorator]
+    @property
+    def mode(self) -> str:
+        if not self.record:
+            return ""
+        policy = _tags(self.record).get("p", "").lower()
+        return {"reject": "reject", "quarantine": "quarantine", "none": "monitoring"}.get(policy, "present")
+
 
 class DkimKey(BaseModel):
     selector: str
@@ -88,6 +105,45 @@ class DkimResult(BaseModel):
     present: bool
     selectors_checked: list[str]
     keys: list[DkimKey] = []
+
+    @computed_field(description="ArkAPI's: every selector a DKIM key was found under.")  # type: ignore[prop-decorator]
+    @property
+    def found_selectors(self) -> list[str]:
+        return list(dict.fromkeys(k.selector for k in self.keys))
+
+    @computed_field(description="ArkAPI's: the first selector a key was found under.")  # type: ignore[prop-decorator]
+    @property
+    def selector_used(self) -> str:
+        return self.keys[0].selector if self.keys else ""
+
+    @computed_field(description="ArkAPI's: the DKIM record per selector found.")  # type: ignore[prop-decorator]
+    @property
+    def records(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for key in self.keys:
+            found.setdefault(key.selector, key.record)
+        return found
+
+
+_SELECTOR = re.compile(r"[a-z0-9_-]{1,63}")
+
+
+class EmailAuthRequest(DomainRequest):
+    selector: str | None = Field(
+        default=None,
+        description="DKIM selector to check instead of the common ones (letters, digits, '-', '_'; as ArkAPI).",
+        examples=["google"],
+    )
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().lower()
+        if not _SELECTOR.fullmatch(value):
+            raise ValueError("invalid DKIM selector")
+        return value
 
 
 class MxResult(BaseModel):
@@ -317,14 +373,15 @@ def _assess(r: dict[str, Any]) -> tuple[int, list[Finding], list[str]]:
     return min(score, 100), findings, advice
 
 
-async def check(domain: str, ctx: CallContext) -> EmailAuthResponse:
+async def check(domain: str, ctx: CallContext, selector: str | None = None) -> EmailAuthResponse:
     resolver = ctx.services.get(make_resolver)
     servers = nameservers(ctx.settings) or None
     timeout = min(ctx.settings.outbound_timeout_s, 5.0)
 
     spf_task = asyncio.to_thread(checkdmarc.spf.check_spf, domain, nameservers=servers, timeout=timeout)
     dmarc_task = asyncio.to_thread(checkdmarc.dmarc.check_dmarc, domain, nameservers=servers, timeout=timeout)
-    dkim_tasks = [txt_values(resolver, f"{s}._domainkey.{domain}") for s in DKIM_SELECTORS]
+    selectors = (selector,) if selector else DKIM_SELECTORS  # ArkAPI checks only the given selector
+    dkim_tasks = [txt_values(resolver, f"{s}._domainkey.{domain}") for s in selectors]
     try:
         # The two TXT questions checkdmarc asks too: answered through ``query``, a resolver failure for
         # them is a refunded 502/504 instead of an SPF or DMARC "error" graded against the domain.
@@ -347,7 +404,7 @@ async def check(domain: str, ctx: CallContext) -> EmailAuthResponse:
     mx_hosts = [r.data["exchange"] for r in mx.records if r.data]
     keys = [
         _dkim_key(selector, txt)
-        for selector, values in zip(DKIM_SELECTORS, dkim_txt, strict=True)
+        for selector, values in zip(selectors, dkim_txt, strict=True)
         for txt in values
         if txt.lower().startswith("v=dkim1") or "p=" in txt
     ]
@@ -357,7 +414,7 @@ async def check(domain: str, ctx: CallContext) -> EmailAuthResponse:
         "mx": MxResult(present=bool(mx_hosts), hosts=mx_hosts, null_mx=mx_hosts == ["."]),
         "spf": _spf(spf_raw),
         "dmarc": _dmarc(dmarc_raw),
-        "dkim": DkimResult(present=any(not k.revoked for k in keys), selectors_checked=list(DKIM_SELECTORS), keys=keys),
+        "dkim": DkimResult(present=any(not k.revoked for k in keys), selectors_checked=list(selectors), keys=keys),
         "mta_sts": mta_sts,
         "tls_rpt": TlsRptResult(
             present=bool(tls_records),
@@ -379,10 +436,10 @@ async def check(domain: str, ctx: CallContext) -> EmailAuthResponse:
     )
 
 
-async def handler(request: DomainRequest, ctx: CallContext) -> EmailAuthResponse:
+async def handler(request: EmailAuthRequest, ctx: CallContext) -> EmailAuthResponse:
     note_ai_summary(request, ctx)
     await require_existing(ctx.services.get(make_resolver), request.domain)  # the shared DNS rule
-    return await check(request.domain, ctx)
+    return await check(request.domain, ctx, request.selector)
 
 
 ENDPOINT = Endpoint(
@@ -395,7 +452,7 @@ ENDPOINT = Endpoint(
         "addresses), finds DKIM keys under common selectors, and reads MX, MTA-STS, TLS-RPT and BIMI, then "
         "grades the posture from A to F with findings and recommendations."
     ),
-    request_model=DomainRequest,
+    request_model=EmailAuthRequest,
     response_model=EmailAuthResponse,
     handler=handler,
     timeout_s=30,

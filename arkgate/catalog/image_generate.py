@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator
 
 from arkgate.catalog._ai.images import generate
 from arkgate.catalog._ai.pricing import plural_sats
@@ -49,6 +49,11 @@ class ImageGenerateResponse(BaseModel):
     size_bytes: int
     download_url: str = Field(..., description="Where the image can be fetched until expires_at.")
     expires_at: datetime
+    seed: int = Field(0, description="ArkAPI's: the sampler seed (ComfyUI); 0 when the backend does not report one.")
+
+    @field_serializer("steps")
+    def _steps_number(self, value: int | None) -> int:
+        return value or 0  # ArkAPI's steps is always a number
 
 
 def image_price_sats(settings: Settings) -> int:
@@ -79,6 +84,7 @@ async def generate_image(request: ImageGenerateRequest, ctx: CallContext) -> Ima
         size_bytes=download.size_bytes,
         download_url=f"{base}{download.url_path}",
         expires_at=download.expires_at,
+        seed=image.seed or 0,
     )
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from arkgate.catalog._lenient import clamp_limit, limit_description
 from arkgate.catalog._upstream import RetryPolicy, cache_factory, get_json, parse_iso, upstream_errors
 from arkgate.catalog.context import CallContext
 from arkgate.catalog.registry import Endpoint
@@ -30,7 +31,9 @@ class MarketSearchRequest(BaseModel):
     query: str = Field(
         ..., min_length=2, max_length=200, description="Words to look for, e.g. 'bitcoin etf'.", examples=["bitcoin"]
     )
-    limit: int = Field(5, ge=1, le=MAX_LIMIT, description="How many markets to return (1-20).")
+    limit: Annotated[int, clamp_limit(5, MAX_LIMIT)] = Field(
+        5, ge=1, le=MAX_LIMIT, description=limit_description("markets", 5, MAX_LIMIT)
+    )
 
     @field_validator("query")
     @classmethod

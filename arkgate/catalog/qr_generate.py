@@ -13,7 +13,7 @@ from typing import Literal
 
 import zxingcpp
 from PIL import Image
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, computed_field, field_validator
 
 from arkgate.catalog.context import CallContext
 from arkgate.catalog.registry import Endpoint
@@ -34,6 +34,12 @@ class QrRequest(BaseModel):
     scale: int = Field(8, ge=1, le=32, description="Pixels per QR module.")
     border: int = Field(4, ge=0, le=16, description="Quiet zone, in modules.")
     download: bool = Field(False, description="Also host the image at a short-lived download URL.")
+    size: int | None = Field(
+        None,
+        description="Image side in pixels, as in ArkAPI: clamped to 64-1024 (0 or less: 256). "
+        "Given, it replaces scale.",
+        examples=[256],
+    )
 
     @field_validator("data")
     @classmethod
@@ -54,9 +60,30 @@ class QrResponse(BaseModel):
     data_length: int
     download_url: str | None = Field(None, description="Where to fetch the image (when download was asked).")
     download_expires_at: datetime | None = None
+    data: str = Field(..., description="ArkAPI's: the encoded text, echoed back.")
+
+    @computed_field(description="ArkAPI's: the image side in pixels.")  # type: ignore[prop-decorator]
+    @property
+    def size(self) -> int:
+        return self.width
+
+    @computed_field(description="ArkAPI's name for image_base64.")  # type: ignore[prop-decorator]
+    @property
+    def image_b64(self) -> str:
+        return self.image_base64
 
 
-def render_qr(data: str, *, fmt: str = "png", scale: int = 8, border: int = 4) -> QrResponse:
+QR_DEFAULT_SIZE, QR_MIN_SIZE, QR_MAX_SIZE = 256, 64, 1024  # ArkAPI's pixel bounds
+
+
+def clamp_size(size: int) -> int:
+    """ArkAPI's rule: 0 or less means the default, then clamp to 64-1024 pixels."""
+    if size <= 0:
+        return QR_DEFAULT_SIZE
+    return max(QR_MIN_SIZE, min(QR_MAX_SIZE, size))
+
+
+def render_qr(data: str, *, fmt: str = "png", scale: int = 8, border: int = 4, size: int | None = None) -> QrResponse:
     """Encode ``data``; the work is synchronous and sub-millisecond, so it runs inline."""
     try:
         symbol = zxingcpp.create_barcode(data, zxingcpp.BarcodeFormat.QRCode)
@@ -64,16 +91,16 @@ def render_qr(data: str, *, fmt: str = "png", scale: int = 8, border: int = 4) -
         raise InputError(f"data cannot be encoded as a QR code: {exc}") from exc
     raw = memoryview(symbol.to_image(scale=1, add_quiet_zones=False))
     modules = raw.shape[0]
-    side = (modules + 2 * border) * scale
+    side = (modules + 2 * border) * scale if size is None else size
     if fmt == "svg":
-        svg = _svg(raw, modules, scale, border)
+        svg = _svg(raw, modules, border, side)
         encoded = base64.b64encode(svg.encode()).decode()
         mime = "image/svg+xml"
     else:
         image = Image.frombuffer("L", (modules, modules), raw.tobytes(), "raw", "L", 0, 1).convert("1")
         canvas = Image.new("1", (modules + 2 * border, modules + 2 * border), 1)
         canvas.paste(image, (border, border))
-        if scale > 1:
+        if side != modules + 2 * border:
             canvas = canvas.resize((side, side), Image.Resampling.NEAREST)
         buffer = io.BytesIO()
         canvas.save(buffer, format="PNG", compress_level=1)
@@ -88,10 +115,11 @@ def render_qr(data: str, *, fmt: str = "png", scale: int = 8, border: int = 4) -
         height=side,
         modules=modules,
         data_length=len(data),
+        data=data,
     )
 
 
-def _svg(raw: memoryview, modules: int, scale: int, border: int) -> str:
+def _svg(raw: memoryview, modules: int, border: int, side: int) -> str:
     """A compact SVG: one path with a unit square per dark module."""
     pixels = raw.tobytes()
     parts = [
@@ -102,14 +130,15 @@ def _svg(raw: memoryview, modules: int, scale: int, border: int) -> str:
     ]
     size = modules + 2 * border
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size * scale}" height="{size * scale}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{side}" height="{side}" '
         f'viewBox="0 0 {size} {size}" shape-rendering="crispEdges">'
         f'<rect width="{size}" height="{size}" fill="#fff"/><path fill="#000" d="{"".join(parts)}"/></svg>'
     )
 
 
 async def generate(request: QrRequest, ctx: CallContext) -> QrResponse:
-    result = render_qr(request.data, fmt=request.format, scale=request.scale, border=request.border)
+    size = None if request.size is None else clamp_size(request.size)
+    result = render_qr(request.data, fmt=request.format, scale=request.scale, border=request.border, size=size)
     if request.download:
         from arkgate.downloads import get_download_store
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator
 
 from arkgate.catalog.context import CallContext
 from arkgate.catalog.registry import Endpoint
@@ -39,6 +39,21 @@ class UrlRequest(BaseModel):
         return value
 
 
+EXCERPT_CHARS = 300
+
+
+def excerpt_of(description: str | None, markdown: str) -> str:
+    """The page's own description, else its first paragraph of prose, cut at a word."""
+    text = (description or "").strip()
+    if not text:
+        paragraphs = (p.strip() for p in markdown.split("\n\n"))
+        text = next((p for p in paragraphs if p and not p.startswith(("#", "|", "-", "*", "!", ">", "```"))), "")
+    text = " ".join(text.split())
+    if len(text) > EXCERPT_CHARS:
+        text = text[:EXCERPT_CHARS].rsplit(" ", 1)[0] + "…"
+    return text
+
+
 class MarkdownResponse(BaseModel):
     url: str
     final_url: str = Field(..., description="URL after redirects.")
@@ -52,6 +67,13 @@ class MarkdownResponse(BaseModel):
     markdown: str
     word_count: int
     truncated: bool = Field(default=False, description="True when the page or the Markdown was cut at a size limit.")
+    excerpt: str = Field(
+        default="", description="ArkAPI's: a short summary (the page's description or first paragraph)."
+    )
+
+    @field_serializer("title")
+    def _title_text(self, value: str | None) -> str:
+        return value or ""  # ArkAPI's title is a string, empty when the page has none
 
 
 def _extract(html: str, url: str) -> tuple[str | None, dict[str, str | None]]:
@@ -111,6 +133,7 @@ async def url_to_markdown(request: UrlRequest, ctx: CallContext) -> MarkdownResp
         description=info["description"],
         language=info["language"],
         markdown=markdown,
+        excerpt=excerpt_of(info["description"], markdown),
         word_count=len(markdown.split()),
         truncated=truncated,
     )

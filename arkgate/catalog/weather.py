@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arkgate.catalog._upstream import RetryPolicy, cache_factory, get_json, upstream_errors
 from arkgate.catalog.context import CallContext
@@ -89,6 +89,9 @@ class WeatherRequest(BaseModel):
 
 
 class CurrentWeather(BaseModel):
+    # Open-Meteo's own "current" variables ride along (ArkAPI passes that object through as is).
+    model_config = ConfigDict(extra="allow")
+
     time: str | None = Field(default=None, description="Local time of the observation (ISO 8601, place's zone).")
     temperature_c: float | None
     feels_like_c: float | None
@@ -117,14 +120,26 @@ class DailyForecast(BaseModel):
     sunset: str | None
 
 
+class Location(BaseModel):
+    """ArkAPI's location object."""
+
+    lat: float
+    lon: float
+    name: str = Field(default="", description="Resolved place name; empty when coordinates were given.")
+
+
 class WeatherResponse(BaseModel):
-    location: str = Field(..., description="Resolved place, e.g. 'Berlin, Berlin, DE'.")
+    location: Location
+    location_name: str = Field(..., description="Resolved place, e.g. 'Berlin, Berlin, DE', or the coordinates.")
     latitude: float
     longitude: float
     elevation_m: float | None
     timezone: str | None
     current: CurrentWeather
-    daily: list[DailyForecast]
+    daily: dict[str, list[Any]] = Field(
+        ..., description="Open-Meteo's daily object as ArkAPI sends it: one list per variable, 'time' first."
+    )
+    daily_forecast: list[DailyForecast] = Field(..., description="The same days, one object per day.")
     source: str = "Open-Meteo"
 
 
@@ -209,16 +224,19 @@ async def weather(request: WeatherRequest, ctx: CallContext) -> WeatherResponse:
         lat, lon = float(place["latitude"]), float(place["longitude"])
         parts = [place.get("name"), place.get("admin1"), place.get("country_code")]
         location = ", ".join(dict.fromkeys(str(p) for p in parts if p))
+        name = location
     else:
         assert request.lat is not None and request.lon is not None
         lat, lon = request.lat, request.lon
         location = f"{lat:.4f}, {lon:.4f}"
+        name = ""
     body = await _forecast(lat, lon, request.days, ctx)
     with upstream_errors("Open-Meteo forecast"):
         current = body["current"]
         code, condition = _condition(current.get("weather_code"))
         is_day = current.get("is_day")
         now = CurrentWeather(
+            **{k: v for k, v in current.items() if k not in CurrentWeather.model_fields},
             time=current.get("time"),
             temperature_c=current.get("temperature_2m"),
             feels_like_c=current.get("apparent_temperature"),
@@ -252,13 +270,15 @@ async def weather(request: WeatherRequest, ctx: CallContext) -> WeatherResponse:
                 )
             )
         return WeatherResponse(
-            location=location,
+            location=Location(lat=round(lat, 4), lon=round(lon, 4), name=name),
+            location_name=location,
             latitude=round(lat, 4),
             longitude=round(lon, 4),
             elevation_m=body.get("elevation"),
             timezone=body.get("timezone"),
             current=now,
-            daily=rows[: request.days],
+            daily={k: v[: request.days] for k, v in daily.items() if isinstance(v, list)},
+            daily_forecast=rows[: request.days],
         )
 
 

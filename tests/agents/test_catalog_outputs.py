@@ -37,7 +37,9 @@ async def test_every_endpoint_has_the_same_price_in_all_six_outputs(live_gateway
             tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         settings = gw.runtime.settings
 
-    assert arkapi == arkgate
+    # the same manifest, except that arkapi.json labels ArkAPI's tools with ArkAPI's categories
+    assert {**arkapi, "tools": None} == {**arkgate, "tools": None}
+    assert [{**t, "category": None} for t in arkapi["tools"]] == [{**t, "category": None} for t in arkgate["tools"]]
     in_catalog = {entry["id"]: entry for entry in listing["endpoints"]}
     in_manifest = {tool["id"]: tool for tool in arkapi["tools"]}
     assert len(catalog) > 0

@@ -18,6 +18,7 @@ from arkgate.catalog import ai_chat
 from arkgate.catalog._ai.pricing import typical_input_tokens
 from tests.ai_backends.fixtures import ai_overrides, calls_of, ledger_kinds, running_backend, served_gateway
 from tests.ai_backends.server import AiBackend, stream_tokens
+from tests.compat.arkapi_contract import assert_arkapi_contract
 from tests.conftest import wait_for
 
 PROMPT = "How is Ark different from Lightning?"
@@ -59,6 +60,7 @@ async def test_chat_charges_the_backends_usage_and_refunds_the_rest(
         assert body["cost_sats"] == expected
         assert body["balance_remaining"] == 1000 - expected
         data = body["data"]
+        assert_arkapi_contract("ai-chat", data)
         assert data["answer"].startswith("Ark is a Bitcoin layer-two protocol")
         assert data["model"] == "llama3.2"
         assert data["usage"] == {"prompt_tokens": 38, "completion_tokens": 61, "total_tokens": 99}

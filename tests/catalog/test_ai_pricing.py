@@ -72,7 +72,7 @@ async def test_catalog_and_llms_txt_show_rate_maximum_and_refund(gateway_factory
         response = await gateway.client.get("/v1/catalog")
         entries = {e["id"]: e for e in response.json()["endpoints"]}
         settings = gateway.settings
-        for endpoint_id, maximum in [("ai-chat", 98), ("ai-translate", 25), ("translate", 15), ("image-generate", 25)]:
+        for endpoint_id, maximum in [("ai-chat", 98), ("ai-translate", 61), ("translate", 15), ("image-generate", 25)]:
             pricing = entries[endpoint_id]["pricing"]
             assert pricing["max_cost_sats"] == maximum
             assert "refunded" in pricing["rate"]

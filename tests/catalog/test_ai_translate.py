@@ -10,6 +10,7 @@ import pytest
 from arkgate.catalog import ai_translate
 from tests.ai_backends.fixtures import ai_overrides, calls_of, ledger_kinds, running_backend
 from tests.ai_backends.server import AiBackend
+from tests.compat.arkapi_contract import assert_arkapi_contract
 
 TEXT = "Sous les etoiles, la riviere chante doucement."
 # Usage of the recorded translation (tests/fixtures/ai/translate_completion.json).
@@ -40,6 +41,7 @@ async def test_translation_detects_the_source_and_charges_the_usage(
         assert response.status_code == 200, response.text
         body = response.json()
         data = body["data"]
+        assert_arkapi_contract("ai-translate", data)
         assert data["translated_text"] == "Under the stars, the river sings softly."
         assert data["source_language"] == data["detected_language"] == "fr"
         assert 0 < data["detected_confidence"] <= 100
@@ -69,6 +71,7 @@ async def test_given_source_language_is_used_without_detection(
         )
         assert response.status_code == 200, response.text
         data = response.json()["data"]
+        assert_arkapi_contract("ai-translate", data)
         assert data["source_language"] == "fr" and data["detected_language"] is None
         assert data["target_language"] == "en"
         assert ai_backend.chat_requests()[0].body["model"] == "translator-7b"
@@ -119,9 +122,10 @@ async def test_backend_failure_refunds_everything(
         await gw.assert_ledger_consistent()
 
 
-def test_default_maximum_matches_the_reference_price() -> None:
+def test_default_maximum_covers_arkapis_5000_characters() -> None:
     from arkgate.settings import Settings
 
     settings = Settings()
-    assert ai_translate.ENDPOINT.max_price_sats(settings) == 25
-    assert "Up to 25 sats are reserved" in ai_translate.rate_text(settings)
+    assert ai_translate.MAX_TEXT_CHARS == 5000  # ArkAPI's limit
+    assert ai_translate.ENDPOINT.max_price_sats(settings) == 61
+    assert "Up to 61 sats are reserved" in ai_translate.rate_text(settings)

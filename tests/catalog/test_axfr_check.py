@@ -31,10 +31,15 @@ async def test_open_zone_reports_allowed_with_records_from_ipv4_and_ipv6(gateway
         assert by_address[("ns1.open.test", "127.0.0.1")]["family"] == "IPv4"
         assert by_address[("ns2.open.test", "::1")]["family"] == "IPv6"
         assert {s["status"] for s in data["servers"]} == {"allowed"}
-        assert data["transfer_record_count"] == len(data["records"]) > 20
-        names = {r["name"] for r in data["records"]}
+        assert data["transfer_record_count"] == len(data["record_list"]) > 20
+        names = {r["name"] for r in data["record_list"]}
         assert {"open.test", "mail.open.test", "_dmarc.open.test", "_sip._tcp.open.test"} <= names
         assert "Restrict zone transfers" in data["explanation"]
+        # ArkAPI's shape: the same records grouped by type, TTLs as strings
+        assert sum(len(v) for v in data["records"].values()) == data["transfer_record_count"]
+        assert data["records"]["SOA"][0]["ttl"].isdigit()
+        assert data["successful_nameserver"] == "ns1.open.test"
+        assert data["truncated"] is False
         await gw.assert_ledger_consistent()
 
 
@@ -43,7 +48,8 @@ async def test_closed_zone_reports_refused_per_server(gateway_factory, nsd) -> N
         token = await gw.new_session(100)
         data = await assert_paid(gw, token, "axfr-check", {"domain": "closed.test"}, 12)
         assert data["allowed"] is False
-        assert data["records"] == []
+        assert data["record_list"] == []
+        assert data["records"] == {}
         assert data["transfer_record_count"] == 0
         assert sorted((s["address"], s["status"]) for s in data["servers"]) == [
             ("127.0.0.1", "refused"),

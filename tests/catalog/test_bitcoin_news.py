@@ -76,7 +76,7 @@ async def test_a_page_that_is_not_a_feed_counts_as_failed(gateway_factory, feeds
     assert data["failed_sources"] == 1
 
 
-@pytest.mark.parametrize("payload", [{"limit": 0}, {"limit": 51}, {"limit": "many"}])
+@pytest.mark.parametrize("payload", [{"limit": "many"}, {"limit": 2.5}])
 async def test_bad_limit_is_a_free_400(gateway_factory, feeds: UpstreamServer, payload: dict) -> None:
     async with gateway_factory(**overrides(feeds)) as gw:
         token = await gw.new_session(sats=50)

@@ -11,6 +11,7 @@ from arkgate.catalog.btc_price import CURRENCIES, ENDPOINT
 from arkgate.catalog.context import Services
 from arkgate.errors import InputError, UpstreamError, UpstreamTimeoutError
 from arkgate.settings import Settings
+from tests.compat.arkapi_contract import assert_arkapi_contract
 from tests.upstreams import UpstreamServer, upstream_server_fixture  # noqa: F401
 from tests.upstreams.direct import call_direct
 
@@ -50,6 +51,7 @@ async def services(tmp_path: Path, prices: UpstreamServer) -> AsyncIterator[Serv
 
 async def test_all_ten_currencies_from_the_primary_provider(services: Services) -> None:
     data, _ = await call_direct(ENDPOINT, services.settings, services, {})
+    assert_arkapi_contract("btc-price", data)
     assert data["currencies"] == list(CURRENCIES)
     assert data["btc_usd"] == "67187.34"
     assert data["btc_jpy"] == "10174563.12"

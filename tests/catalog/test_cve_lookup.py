@@ -45,6 +45,13 @@ async def test_record_with_cvss_v31_and_v40_cwe_and_kev(gateway_factory, nvd: Up
         "cpe:2.3:o:paloaltonetworks:pan-os:11.0.0:-:*:*:*:*:*:*",
     ]
     assert data["published_at"] == "2024-04-12T08:15:06Z"
+    # ArkAPI's names
+    assert (data["found"], data["source"]) == (True, "NVD")
+    assert data["published"].startswith("2024-04-12T08:15:06")
+    assert data["last_modified"] and data["vulnerability_status"] == data["status"]
+    assert data["kev_added"] == "2024-04-12" and data["required_action"] == data["kev"]["required_action"]
+    assert data["references"] == [r["url"] for r in data["reference_details"]]
+    assert "https://security.paloaltonetworks.com/CVE-2024-3400" in data["references"]
     assert data["description"].startswith("A command injection")
 
 

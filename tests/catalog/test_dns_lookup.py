@@ -24,7 +24,8 @@ async def test_returns_every_record_type_with_ttls(gateway_factory, nsd) -> None
         assert data["caa"] == ['0 issue "letsencrypt.org"', '0 iodef "mailto:security@open.test"']
         assert data["srv"] == ["_sip._tcp.open.test 10 60 5060 sip.open.test"]
         a_records = data["records"]["A"]
-        assert {r["ttl"] for r in a_records} == {600}
+        assert {r["ttl"] for r in a_records} == {"600"}
+        assert {r["ttl_seconds"] for r in a_records} == {600}
         assert data["records"]["MX"][0]["data"] == {"preference": 10, "exchange": "mail.open.test"}
         assert data["records"]["SRV"][0]["data"]["port"] == 5060
         assert data["record_count"] == sum(len(v) for v in data["records"].values())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.ai_backends.fixtures import ai_overrides
+from tests.ai_backends.server import AiBackend
 from tests.peers.assertions import BAD_DOMAINS, assert_free_failure, assert_paid, assert_rejects_all
 from tests.peers.dns import free_port, nsd_fixture, silent_dns_fixture  # noqa: F401
 from tests.peers.netaudit import connections_fixture  # noqa: F401
@@ -76,10 +78,15 @@ async def test_full_report_and_cache(gateway_factory, site) -> None:
         assert data["email_auth"]["dmarc"]["policy"] == "quarantine"
         assert data["security_txt"]["emails"] == ["security@intel.test"]
         assert data["security_txt"]["expired"] is False
-        assert data["security_txt"]["preferred_languages"] == "en, de"
+        assert data["security_txt"]["preferred_languages"] == ["en", "de"]
         assert data["robots_txt"]["user_agents"] == ["*"]
         assert data["robots_txt"]["sitemaps"] == ["https://intel.test/sitemap.xml"]
         assert data["robots_txt"]["disallow_count"] == 1
+        # ArkAPI's nested fields
+        assert data["robots_txt"]["disallow"] == ["/wp-admin/"]
+        assert data["robots_txt"]["allow"] == ["/wp-admin/admin-ajax.php"]
+        assert data["providers"]["mail_provider"] == "intel.test"
+        assert data["providers"]["behind_cloudflare"] is False
         tech = data["tech_fingerprint"]
         assert tech["cms"] == "WordPress"
         assert {"WordPress", "jQuery", "nginx"} <= set(tech["detected"])
@@ -95,8 +102,12 @@ async def test_full_report_and_cache(gateway_factory, site) -> None:
         assert data["cache"]["cached"] is False
 
         hits = len(tls.hits) + len(plain.hits) + len(rdap.hits)
+        assert data["ai_summary"] is None and data["ai_summary_note"].startswith("not requested")
+        assert data["ct_subdomains"] == []
         again = await assert_paid(gw, token, "domain-intel", {"domain": "intel.test", "ai_summary": True}, 25)
         assert again["cache"]["cached"] is True
+        assert again["ai_summary"] is None
+        assert again["ai_summary_note"] == "no AI backend is configured on this gateway"
         assert len(tls.hits) + len(plain.hits) + len(rdap.hits) == hits  # served from the cache
         await gw.assert_ledger_consistent()
 
@@ -144,3 +155,22 @@ async def test_everything_down_is_504_and_refunded(gateway_factory, silent_dns) 
         token = await gw.new_session(100)
         await assert_free_failure(gw, token, "domain-intel", {"domain": "intel.test"}, 504)
         await gw.assert_ledger_consistent()
+
+
+async def test_ai_summary_comes_from_the_configured_backend(gateway_factory, site) -> None:
+    settings, *_ = site
+    backend = AiBackend().start()
+    try:
+        async with gateway_factory(**settings, **ai_overrides(backend)) as gw:
+            token = await gw.new_session(100)
+            data = await assert_paid(gw, token, "domain-intel", {"domain": "intel.test", "ai_summary": True}, 25)
+        summary = data["ai_summary"]
+        assert summary["answer"] and summary["model"]
+        assert (
+            summary["usage"]["total_tokens"]
+            == summary["usage"]["prompt_tokens"] + summary["usage"]["completion_tokens"]
+        )
+        assert data["ai_summary_note"] is None
+        assert "sk-test-secret-key-123" not in str(data)
+    finally:
+        backend.stop()

@@ -33,6 +33,11 @@ async def test_strong_setup_grades_a(gateway_factory, nsd) -> None:
         # mta-sts.open.test has no address: the policy is reported missing, the call still succeeds
         assert data["mta_sts"]["policy_error"]
         assert data["bimi"]["logo_url"] == "https://open.test/logo.svg"
+        # ArkAPI's fields
+        assert (data["spf"]["mode"], data["dmarc"]["mode"]) == ("enforced", "reject")
+        assert data["dkim"]["selector_used"] == "default"
+        assert data["dkim"]["found_selectors"] == ["default"]
+        assert data["dkim"]["records"]["default"].startswith("v=DKIM1")
 
 
 async def test_weak_setup_reports_plus_all_p_none_and_weak_dkim(gateway_factory, nsd) -> None:
@@ -85,3 +90,23 @@ async def test_resolver_timeout_is_refunded(gateway_factory, silent_dns) -> None
         token = await gw.new_session(100)
         await assert_free_failure(gw, token, "email-auth-check", {"domain": "open.test"}, 504)
         await gw.assert_ledger_consistent()
+
+
+async def test_given_selector_is_the_only_one_checked(gateway_factory, nsd) -> None:
+    async with gateway_factory(dns_nameservers=[nsd.nameserver]) as gw:
+        token = await gw.new_session(100)
+        data = await assert_paid(gw, token, "email-auth-check", {"domain": "closed.test", "selector": " Selector1 "}, 4)
+        assert data["dkim"]["selectors_checked"] == ["selector1"]
+        assert data["dkim"]["selector_used"] == "selector1"
+        assert data["spf"]["mode"] == "permissive" and data["dmarc"]["mode"] == "monitoring"
+        missing = await assert_paid(gw, token, "email-auth-check", {"domain": "open.test", "selector": "nope"}, 4)
+        assert missing["dkim"]["present"] is False and missing["dkim"]["found_selectors"] == []
+
+
+@pytest.mark.parametrize("selector", ["a.b", "bad selector", "x" * 64, "sel/1", "ü"])
+async def test_invalid_selector_is_a_free_400_as_in_arkapi(gateway_factory, nsd, selector: str) -> None:
+    async with gateway_factory(dns_nameservers=[nsd.nameserver]) as gw:
+        token = await gw.new_session(100)
+        await assert_free_failure(
+            gw, token, "email-auth-check", {"domain": "open.test", "selector": selector}, 400, "invalid DKIM selector"
+        )

@@ -12,6 +12,7 @@ from PIL import Image
 from arkgate.catalog._ai.images import fill_workflow, load_workflow
 from tests.ai_backends.fixtures import ai_overrides, calls_of, ledger_kinds, running_backend
 from tests.ai_backends.server import FIXTURES, AiBackend
+from tests.compat.arkapi_contract import assert_arkapi_contract
 
 PROMPT = "cinematic AI control room"
 DOWNLOAD_PREFIX = "http://gateway/v1/downloads/"
@@ -45,6 +46,8 @@ async def test_openai_backend_image_is_hosted_and_charged_flat(
         assert body["cost_sats"] == 25
         data = body["data"]
         assert (data["prompt"], data["width"], data["height"], data["mime_type"]) == (PROMPT, 512, 512, "image/png")
+        assert_arkapi_contract("image-generate", data)
+        assert (data["seed"], data["steps"]) == (0, 0)  # the OpenAI protocol reports neither
         image = await fetch_download(gw, data["download_url"])
         assert image == (FIXTURES / "image_512.png").read_bytes()
         assert len(data["download_url"].removeprefix(DOWNLOAD_PREFIX)) == 32  # 192 random bits
@@ -71,6 +74,9 @@ async def test_comfyui_queue_history_view_flow(gateway_factory: Callable[..., An
         data = response.json()["data"]
         assert response.json()["cost_sats"] == 30
         assert data["steps"] == 12
+        assert_arkapi_contract("image-generate", data)
+        queued_seed = next(r for r in ai_backend.requests if r.path == "/comfyui/prompt").body["prompt"]["3"]["inputs"]
+        assert data["seed"] == queued_seed["seed"]  # ArkAPI's seed: the one the sampler used
         assert Image.open(io.BytesIO(await fetch_download(gw, data["download_url"]))).size == (512, 512)
 
         queued = next(r for r in ai_backend.requests if r.path == "/comfyui/prompt").body["prompt"]

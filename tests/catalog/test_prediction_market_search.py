@@ -60,7 +60,7 @@ async def test_multi_word_query_and_multi_outcome_market(gateway_factory, gamma:
     assert gamma.hits(MARKETS) == 1  # one market list serves every query until it expires
 
 
-@pytest.mark.parametrize("payload", [{}, {"query": "x"}, {"query": "!!"}, {"query": "bitcoin", "limit": 21}])
+@pytest.mark.parametrize("payload", [{}, {"query": "x"}, {"query": "!!"}, {"query": "bitcoin", "limit": "all"}])
 async def test_bad_input_is_a_free_400(gateway_factory, gamma: UpstreamServer, payload: dict) -> None:
     async with gateway_factory(**overrides(gamma)) as gw:
         token = await gw.new_session(sats=50)

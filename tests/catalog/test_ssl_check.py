@@ -46,8 +46,8 @@ async def test_valid_certificate(gateway_factory, nsd, cert_factory, http_peer_f
     assert data["sans"] == [HOST]
     assert data["ip"] == "127.0.0.1"
     assert 88 <= data["days_remaining"] <= 90
-    assert data["chain_length"] == len(data["chain"]) >= 1
-    assert data["chain"][0]["sha256_fingerprint"].count(":") == 31
+    assert data["chain_length"] == len(data["chain_details"]) >= 1
+    assert data["chain_details"][0]["sha256_fingerprint"].count(":") == 31
     assert "trustme" in data["issuer"]
     assert _ids(data) == set()
 
@@ -63,7 +63,7 @@ async def test_expired_certificate(gateway_factory, nsd, cert_factory, http_peer
 async def test_self_signed_certificate(gateway_factory, nsd, cert_factory, http_peer_factory) -> None:
     data = await _check(gateway_factory, nsd, cert_factory, http_peer_factory, cert_factory.self_signed(HOST))
     assert data["trusted"] is False
-    assert data["chain"][0]["self_issued"] is True
+    assert data["chain_details"][0]["self_issued"] is True
     assert "self_signed" in _ids(data)
 
 
@@ -86,8 +86,8 @@ async def test_incomplete_chain(gateway_factory, nsd, cert_factory, http_peer_fa
 
 async def test_weak_key_and_sha1_signature(gateway_factory, nsd, cert_factory, http_peer_factory) -> None:
     data = await _check(gateway_factory, nsd, cert_factory, http_peer_factory, cert_factory.weak_sha1(HOST))
-    assert data["chain"][0]["key_bits"] == 1024
-    assert "sha1" in data["chain"][0]["signature_algorithm"].lower()
+    assert data["chain_details"][0]["key_bits"] == 1024
+    assert "sha1" in data["chain_details"][0]["signature_algorithm"].lower()
     assert {"weak_key", "sha1_signature"} <= _ids(data)
     assert data["valid"] is False
 

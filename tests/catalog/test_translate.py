@@ -11,6 +11,7 @@ from arkgate.catalog import translate
 from arkgate.catalog._ai.libretranslate import Language, resolve
 from tests.ai_backends.fixtures import ai_overrides, calls_of, ledger_kinds, running_backend
 from tests.ai_backends.server import AiBackend
+from tests.compat.arkapi_contract import assert_arkapi_contract
 
 TEXT = "Hola, me llamo ArkAPI."
 
@@ -33,6 +34,7 @@ async def test_translation_with_offline_detection_costs_the_flat_rate(
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["cost_sats"] == 3
+        assert_arkapi_contract("translate", body["data"])
         assert body["data"] == {
             "text": TEXT,
             "translated_text": "Hello, my name is ArkAPI.",

@@ -32,6 +32,7 @@ async def test_article_keeps_headings_and_table_and_drops_nav_and_footer(gateway
         token = await gw.new_session(sats=50)
         data = assert_paid(await gw.call("url-to-markdown", {"url": f"{site.url}{ARTICLE}"}, token=token), 5)
     markdown = data["markdown"]
+    assert data["excerpt"] and len(data["excerpt"]) <= 301  # ArkAPI's short summary
     assert markdown.startswith("# Running a Lightning Node at Home\n")
     assert "\n## Choosing the hardware\n" in markdown
     assert "\n## Opening the first channels\n" in markdown

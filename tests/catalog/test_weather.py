@@ -32,7 +32,7 @@ async def test_city_gives_current_conditions_and_seven_days(gateway_factory, met
     async with gateway_factory(**overrides(meteo)) as gw:
         token = await gw.new_session(sats=50)
         data = assert_paid(await gw.call("weather", {"city": "Berlin"}, token=token), 3)
-    assert data["location"] == "Berlin, DE"
+    assert data["location_name"] == "Berlin, DE"
     assert data["latitude"] == 52.5244
     assert data["timezone"] == "Europe/Berlin"
     current = data["current"]
@@ -40,8 +40,8 @@ async def test_city_gives_current_conditions_and_seven_days(gateway_factory, met
     assert current["feels_like_c"] == -1.6
     assert current["condition"] == "Overcast"
     assert current["is_day"] is True
-    assert len(data["daily"]) == 7
-    assert data["daily"][1] == {
+    assert len(data["daily_forecast"]) == 7
+    assert data["daily_forecast"][1] == {
         "date": "2024-01-16",
         "condition": "Slight snowfall",
         "weather_code": 71,
@@ -64,8 +64,8 @@ async def test_coordinates_skip_geocoding(gateway_factory, meteo: UpstreamServer
     async with gateway_factory(**overrides(meteo)) as gw:
         token = await gw.new_session(sats=50)
         data = assert_paid(await gw.call("weather", {"lat": 52.52, "lon": 13.41, "days": 3}, token=token), 3)
-    assert data["location"] == "52.5200, 13.4100"
-    assert len(data["daily"]) == 3
+    assert data["location_name"] == "52.5200, 13.4100"
+    assert len(data["daily_forecast"]) == 3
     assert meteo.hits(GEO) == 0
     assert meteo.requests_to(FORECAST)[0].query["forecast_days"] == "3"
 

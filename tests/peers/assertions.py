@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.compat.arkapi_contract import assert_arkapi_contract
+
 # Bad domains every domain-taking endpoint must refuse with 400 at no cost.
 BAD_DOMAINS: list[Any] = [
     "",
@@ -33,6 +35,7 @@ async def assert_paid(gw: Any, token: str, endpoint_id: str, payload: dict[str, 
     assert body["success"] is True
     assert body["cost_sats"] == price
     assert await gw.balance(token) == before - price
+    assert_arkapi_contract(endpoint_id, body["data"])
     return body["data"]  # type: ignore[no-any-return]
 
 

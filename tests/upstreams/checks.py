@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from tests.compat.arkapi_contract import assert_arkapi_contract
+
 
 def assert_paid(resp: httpx.Response, price_sats: int) -> dict[str, Any]:
     """A successful paid call: ArkAPI's envelope with the price charged; returns ``data``."""
@@ -14,6 +16,7 @@ def assert_paid(resp: httpx.Response, price_sats: int) -> dict[str, Any]:
     assert body["success"] is True
     assert body["cost_sats"] == price_sats
     assert isinstance(body["balance_remaining"], int)
+    assert_arkapi_contract(body["endpoint"].removeprefix("/api/"), body["data"])
     return body["data"]  # type: ignore[no-any-return]
 
 

@@ -39,6 +39,7 @@ class GeneratedImage:
     width: int
     height: int
     steps: int | None
+    seed: int | None = None  # None: the backend chose one and did not say
 
 
 def inspect_image(data: bytes) -> tuple[str, int, int]:
@@ -144,18 +145,22 @@ def load_workflow(settings: Settings) -> dict[str, Any]:
     return workflow  # type: ignore[no-any-return]
 
 
-def fill_workflow(template: dict[str, Any], *, prompt: str, width: int, height: int, steps: int) -> dict[str, Any]:
-    """Put this call's prompt, size, steps and a fresh seed into an API-format workflow."""
+def fill_workflow(
+    template: dict[str, Any], *, prompt: str, width: int, height: int, steps: int, seed: int | None = None
+) -> dict[str, Any]:
+    """Put this call's prompt, size, steps and seed (fresh and random unless given) into an API-format workflow."""
     workflow = copy.deepcopy(template)
+    if seed is None:
+        seed = secrets.randbelow(2**32)
     samplers = [node for node in workflow.values() if "KSampler" in str(node.get("class_type", ""))]
     if not samplers:
         raise UpstreamError("the ComfyUI workflow has no KSampler node")
     for sampler in samplers:
         inputs = sampler["inputs"]
         if "seed" in inputs:
-            inputs["seed"] = secrets.randbelow(2**32)
+            inputs["seed"] = seed
         if "noise_seed" in inputs:
-            inputs["noise_seed"] = secrets.randbelow(2**32)
+            inputs["noise_seed"] = seed
         inputs["steps"] = steps
         positive = inputs.get("positive")
         if isinstance(positive, list) and str(positive[0]) in workflow:
@@ -171,8 +176,9 @@ async def _comfyui(
     http: httpx.AsyncClient, settings: Settings, *, prompt: str, width: int, height: int
 ) -> GeneratedImage:
     base = _base(settings)
+    seed = secrets.randbelow(2**32)
     workflow = fill_workflow(
-        load_workflow(settings), prompt=prompt, width=width, height=height, steps=settings.image_steps
+        load_workflow(settings), prompt=prompt, width=width, height=height, steps=settings.image_steps, seed=seed
     )
     queued = _json(
         await _send(http, "POST", f"{base}/prompt", settings, json={"prompt": workflow, "client_id": uuid.uuid4().hex})
@@ -184,7 +190,9 @@ async def _comfyui(
     response = await _send(http, "GET", f"{base}/view", settings, params=image_ref)
     data = response.content
     mime, real_width, real_height = inspect_image(data)
-    return GeneratedImage(data=data, mime_type=mime, width=real_width, height=real_height, steps=settings.image_steps)
+    return GeneratedImage(
+        data=data, mime_type=mime, width=real_width, height=real_height, steps=settings.image_steps, seed=seed
+    )
 
 
 async def _wait_for_output(http: httpx.AsyncClient, settings: Settings, base: str, prompt_id: str) -> dict[str, str]:

@@ -70,11 +70,16 @@ def detect(text: str) -> Detection | None:
     return Detection(language=code, confidence=max(0, min(100, confidence)))
 
 
+DEFAULT_TARGET = "en"  # ArkAPI's default target_language
+
+
 class TranslationFields(BaseModel):
     """Language fields and checks shared by translate and ai-translate (each narrows ``text`` to its own limit)."""
 
     text: str = Field(..., description="Text to translate.")
-    target_language: str = Field(..., description="ISO 639-1 code of the target language.", examples=["en"])
+    target_language: str = Field(
+        DEFAULT_TARGET, description="ISO 639-1 code of the target language (default en, as in ArkAPI).", examples=["en"]
+    )
     source_language: str | None = Field(
         None, description="ISO 639-1 code of the source, or 'auto' / omitted to detect it.", examples=["auto"]
     )
@@ -89,6 +94,8 @@ class TranslationFields(BaseModel):
     @field_validator("target_language")
     @classmethod
     def _target_code(cls, value: str) -> str:
+        if not value.strip():
+            return DEFAULT_TARGET  # ArkAPI treats an empty target as its default
         return normalize_code(value)
 
     @field_validator("source_language")

@@ -17,7 +17,7 @@ import dns.name
 import dns.rdata
 import dns.rdatatype
 import dns.resolver
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field, field_serializer
 
 from arkgate.outbound.resolver import domain_not_found, resolver_failure
 
@@ -43,6 +43,16 @@ class DnsRecord(BaseModel):
     ttl: int = Field(..., description="Time to live in seconds.")
     value: str = Field(..., description="The record in presentation form.")
     data: dict[str, Any] | None = Field(default=None, description="Structured fields for MX, SOA, CAA, SRV and TXT.")
+
+    # ArkAPI sends the TTL as a string ("300"); the number stays in ttl_seconds.
+    @field_serializer("ttl")
+    def _ttl_as_text(self, value: int) -> str:
+        return str(value)
+
+    @computed_field(description="Time to live in seconds, as a number.")  # type: ignore[prop-decorator]
+    @property
+    def ttl_seconds(self) -> int:
+        return self.ttl
 
 
 class Answer(BaseModel):

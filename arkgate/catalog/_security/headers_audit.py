@@ -56,6 +56,33 @@ class Finding(BaseModel):
     message: str
 
 
+class SecurityHeader(BaseModel):
+    header: str
+    value: str
+    present: bool
+    rating: str = Field(..., description="good, warning, bad or info (ArkAPI's ratings).")
+    note: str
+
+
+# The HTTP header behind each of arkgate's check names, for ArkAPI's security_headers list.
+CHECK_HEADERS = {
+    "hsts": "Strict-Transport-Security",
+    "csp": "Content-Security-Policy",
+    "x_frame_options": "X-Frame-Options",
+    "x_content_type_options": "X-Content-Type-Options",
+    "referrer_policy": "Referrer-Policy",
+    "permissions_policy": "Permissions-Policy",
+    "coop": "Cross-Origin-Opener-Policy",
+    "corp": "Cross-Origin-Resource-Policy",
+}
+
+
+def _rating(check: HeaderCheck) -> str:
+    if check.ok:
+        return "good"
+    return "warning" if check.present else "bad"
+
+
 class HeadersReport(BaseModel):
     url: str
     final_url: str
@@ -70,6 +97,14 @@ class HeadersReport(BaseModel):
     redirects: list[Hop]
     findings: list[Finding]
     recommendations: list[str]
+    # ArkAPI's fields (see docs/arkapi-compatibility.md)
+    server: str = Field(default="", description="The Server header, empty when absent.")
+    all_headers: dict[str, str] = Field(
+        default_factory=dict, description="Every header of the final response (repeats joined with '; ')."
+    )
+    security_headers: list[SecurityHeader] = Field(
+        default_factory=list, description="ArkAPI's per-header verdicts: header, value, present, rating, note."
+    )
 
 
 def grade_of(score: int) -> Grade:
@@ -235,4 +270,17 @@ def audit(result: FetchResult, requested_url: str) -> HeadersReport:
         redirects=[Hop(url=r.url, status_code=r.status_code, location=r.location) for r in result.redirects],
         findings=findings,
         recommendations=advice,
+        server=h.get("server", ""),
+        all_headers={name: "; ".join(h.get_list(name)) for name in dict.fromkeys(k.title() for k in h)},
+        security_headers=[
+            SecurityHeader(
+                header=header,
+                value=checks[key].value or "",
+                present=checks[key].present,
+                rating=_rating(checks[key]),
+                note=checks[key].note or ("present" if checks[key].present else "missing"),
+            )
+            for key, header in CHECK_HEADERS.items()
+            if key in checks
+        ],
     )

@@ -19,7 +19,7 @@ import dns.exception
 import dns.resolver
 import dns.reversename
 import iptocc
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_serializer
 
 from arkgate.catalog.context import CallContext
 from arkgate.outbound.guard import BLOCKED_NETWORKS, METADATA_ADDRESSES
@@ -39,6 +39,8 @@ class DataSource(BaseModel):
 
 
 class IpInfo(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)  # "as" is a Python keyword
+
     ip: str
     version: int
     is_public: bool
@@ -54,6 +56,30 @@ class IpInfo(BaseModel):
     reverse_dns: list[str] = []
     reverse_dns_error: str | None = None
     sources: list[DataSource] = []
+    lat: float = Field(default=0.0, description="ArkAPI's latitude; 0 when the data has none.")
+    lon: float = Field(default=0.0, description="ArkAPI's longitude; 0 when the data has none.")
+
+    # ArkAPI sends these as strings, empty when unknown (never null).
+    @field_serializer("country_code", "country", "region", "city")
+    def _blank_for_unknown(self, value: str | None) -> str:
+        return value or ""
+
+    @computed_field(description="ArkAPI's 'isp': the network operator's name (empty when unknown).")  # type: ignore[prop-decorator]
+    @property
+    def isp(self) -> str:
+        return self.as_name or ""
+
+    @computed_field(description="ArkAPI's 'org': the network operator's name (empty when unknown).")  # type: ignore[prop-decorator]
+    @property
+    def org(self) -> str:
+        return self.as_name or ""
+
+    @computed_field(alias="as", description="ArkAPI's 'as': 'AS<number> <name>' (empty when unknown).")  # type: ignore[prop-decorator]
+    @property
+    def as_(self) -> str:
+        if self.asn is None:
+            return ""
+        return f"AS{self.asn} {self.as_name or ''}".strip()
 
 
 def _pkg_version(name: str) -> str:
@@ -152,6 +178,8 @@ class OfflineDb:
             "city": city,
             "region": region,
             "timezone": location.get("time_zone"),
+            "lat": float(location.get("latitude") or 0.0),
+            "lon": float(location.get("longitude") or 0.0),
         }
         asn_record: dict[str, Any] = record
         if self._asn_mmdb is not None:

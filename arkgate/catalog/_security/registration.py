@@ -24,7 +24,7 @@ import httpx
 from asyncwhois.parse import TLDBaseKeys
 from asyncwhois.parse_tld import DomainParser
 from asyncwhois.query import DomainQuery
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from arkgate.catalog._security.common import iso
 from arkgate.catalog.context import CallContext
@@ -69,6 +69,31 @@ class Registration(BaseModel):
     )
     raw_text: str | None = Field(default=None, description="The port-43 WHOIS answer, when WHOIS was used.")
     rdap: dict[str, Any] | None = Field(default=None, description="The registry's RDAP object, when RDAP was used.")
+
+    @computed_field(description="ArkAPI's name for nameservers.")  # type: ignore[prop-decorator]
+    @property
+    def name_servers(self) -> list[str]:
+        return list(self.nameservers)
+
+    @computed_field(description="ArkAPI's 'parsed': WHOIS 'Key: value' pairs (first of each), or the RDAP dates.")  # type: ignore[prop-decorator]
+    @property
+    def parsed(self) -> dict[str, str]:
+        pairs: dict[str, str] = {}
+        for line in (self.raw_text or "").splitlines():
+            key, sep, value = line.strip().partition(":")
+            key, value = key.strip(), value.strip()
+            if sep and key and value and " " * 3 not in key and not key.startswith(("%", "#", ">>>")):
+                pairs.setdefault(key, value)
+        named = {
+            "Registrar": self.registrar,
+            "Creation Date": self.created_date,
+            "Registry Expiry Date": self.expiry_date,
+            "Updated Date": self.updated_date,
+        }
+        for key, value in named.items():
+            if value:
+                pairs.setdefault(key, value)
+        return pairs
 
 
 class BootstrapCache:

@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from arkgate.catalog._security.common import iso
 from arkgate.errors import UpstreamError, UpstreamTimeoutError
@@ -73,9 +73,30 @@ class TlsReport(BaseModel):
     not_before: str
     not_after: str
     days_remaining: int
-    chain: list[CertInfo]
+    chain_details: list[CertInfo] = Field(..., description="The presented chain, leaf first, in detail.")
     chain_length: int
     findings: list[Finding]
+
+    # ArkAPI's names and types beside arkgate's own (see docs/arkapi-compatibility.md)
+    @computed_field(description="ArkAPI's name for host.")  # type: ignore[prop-decorator]
+    @property
+    def domain(self) -> str:
+        return self.host
+
+    @computed_field(description="ArkAPI's name for cipher.")  # type: ignore[prop-decorator]
+    @property
+    def cipher_suite(self) -> str:
+        return self.cipher
+
+    @computed_field(description="The leaf certificate is past its notAfter date.")  # type: ignore[prop-decorator]
+    @property
+    def expired(self) -> bool:
+        return self.days_remaining < 0 or any(f.id == "expired" for f in self.findings)
+
+    @computed_field(description="ArkAPI's chain: the common name of each certificate, leaf first.")  # type: ignore[prop-decorator]
+    @property
+    def chain(self) -> list[str]:
+        return [c.common_name or c.subject for c in self.chain_details]
 
 
 def _name(name: x509.Name) -> str:
@@ -254,7 +275,7 @@ async def inspect_tls(guard: OutboundGuard, host: str, port: int, *, timeout_s: 
         not_before=leaf_info.not_before,
         not_after=leaf_info.not_after,
         days_remaining=leaf_info.days_remaining,
-        chain=infos,
+        chain_details=infos,
         chain_length=len(infos),
         findings=findings,
     )

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from arkgate.catalog._upstream.errors import upstream_errors
 from arkgate.catalog._upstream.http import get_json
@@ -75,9 +75,42 @@ class CveRecord(BaseModel):
     has_kev: bool = Field(default=False, description="Listed in CISA's Known Exploited Vulnerabilities catalogue.")
     kev: KevEntry | None = None
     affected_cpes: list[str] = Field(default_factory=list, description="Vulnerable CPE match criteria (first 50).")
-    references: list[Reference] = Field(default_factory=list)
+    reference_details: list[Reference] = Field(default_factory=list, description="References with source and tags.")
     primary_reference_url: str | None = None
     nvd_url: str
+    # ArkAPI's fields: NVD's own timestamps as it sends them, and the names below
+    published: str = Field(default="", description="NVD's 'published' timestamp, as NVD writes it.")
+    last_modified: str = Field(default="", description="NVD's 'lastModified' timestamp, as NVD writes it.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def references(self) -> list[str]:
+        return [r.url for r in self.reference_details]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def found(self) -> bool:
+        return True  # an unknown id is a 404 here (docs/arkapi-compatibility.md)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def source(self) -> str:
+        return "NVD"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def vulnerability_status(self) -> str:
+        return self.status or ""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def kev_added(self) -> str:
+        return (self.kev.date_added if self.kev else None) or ""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def required_action(self) -> str:
+        return (self.kev.required_action if self.kev else None) or ""
 
 
 def _score(metric: dict[str, Any]) -> CvssScore:
@@ -159,7 +192,9 @@ def parse_cve(cve: dict[str, Any]) -> CveRecord:
         if has_kev
         else None,
         affected_cpes=_cpes(cve.get("configurations") or []),
-        references=references,
+        reference_details=references,
+        published=str(cve.get("published") or ""),
+        last_modified=str(cve.get("lastModified") or ""),
         primary_reference_url=advisory or (references[0].url if references else None),
         nvd_url=NVD_DETAIL + cve_id,
     )

@@ -22,6 +22,7 @@ from arkgate.db.engine import Database
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import CreditResult, Ledger
+from arkgate.payments.sweeper import CallSweeper, load_instance_id
 from arkgate.payments.watcher import PaymentWatcher
 from arkgate.settings import Settings
 
@@ -44,7 +45,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         session_ttl_s=settings.session_ttl_s,
         unpaid_ttl_s=settings.unpaid_session_ttl_s,
         idempotency_ttl_s=settings.idempotency_ttl_s,
+        instance_id=load_instance_id(settings.data_dir),
     )
+    sweeper = CallSweeper(ledger, interval_s=settings.call_sweep_interval_s)
     rt = Runtime(
         settings=settings,
         catalog=catalog if catalog is not None else load_catalog(),
@@ -70,7 +73,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await migrate.upgrade(database)
-        tasks: list[asyncio.Task[Any]] = []
+        # Calls a crash left in flight are refunded before this instance serves anything.
+        await sweeper.sweep(at_startup=True)
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(sweeper.run(), name="call-sweeper")]
         if rt.watcher is not None:
             tasks.append(asyncio.create_task(rt.watcher.run(), name="payment-watcher"))
         async with contextlib.AsyncExitStack() as stack:
@@ -86,6 +91,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
                 for task in tasks + rt.extras.get("background_tasks", []):
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+                await rt.tasks.drain()  # refunds in progress commit before the database closes
                 await rt.services.aclose()
                 if rt.barkd is not None:
                     await rt.barkd.aclose()

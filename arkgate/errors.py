@@ -8,6 +8,7 @@
     │   └── InsufficientBalanceError  402 insufficient_balance
     ├── NotFoundError                 404 not_found
     ├── ConflictError                 409 conflict
+    │   └── IdempotencyConflict       409 idempotency_conflict (the key is claimed by another request)
     ├── RateLimitedError              429 rate_limited
     ├── UpstreamError                 502 upstream_error
     ├── WalletUnavailableError        503 wallet_unavailable (barkd unreachable)
@@ -64,6 +65,12 @@ class NotFoundError(ArkgateError):
 class ConflictError(ArkgateError):
     status = 409
     code = "conflict"
+
+
+class IdempotencyConflict(ConflictError):
+    """Another request with the same Idempotency-Key claimed it first (the ledger's unique key says so)."""
+
+    code = "idempotency_conflict"
 
 
 class RateLimitedError(ArkgateError):

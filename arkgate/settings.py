@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     )
     idempotency_ttl_s: int = Field(24 * 3600, ge=60, description="How long Idempotency-Key responses are kept.")
     call_timeout_s: float = Field(60.0, gt=0, description="Hard time budget of one paid call.")
+    call_sweep_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often calls left in flight past their deadline (a crashed instance's) are refunded.",
+    )
 
     # --- rate limits --------------------------------------------------------------------
     rate_limits: str = Field("on", description="'off' disables rate limiting (load tests).")

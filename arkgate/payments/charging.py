@@ -1,0 +1,240 @@
+"""The money rules of a paid call, written once: charge (debit + claim + in-flight record) and settle.
+
+Each rule is a small SQLAlchemy Core statement run on a *sync* ``Connection``, so the same
+functions serve every path: PostgreSQL and MariaDB run them through ``AsyncConnection.run_sync``;
+SQLite's group commit (``batching.py``) runs many of them in one transaction in its thread.
+A faster driver path (prepared statements, one CTE per database) can replace how a statement is
+sent without a second copy of the rules.
+
+A call's life cycle:
+
+1. ``apply_charge``: the conditional debit (the balance must cover the price), the
+   Idempotency-Key claim (unique per session), the ``debit`` ledger row and the
+   ``calls_in_flight`` row, all in one transaction.
+2. ``apply_settlement``: deleting the ``calls_in_flight`` row is the claim; only the one
+   caller whose DELETE removed it may refund (at most the recorded debit) and release or
+   answer the Idempotency-Key. A second settlement, a crash sweep racing the meter, or two
+   sweepers on two instances all find the row gone and change nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from arkgate.db import tables as t
+from arkgate.errors import (
+    ArkgateError,
+    IdempotencyConflict,
+    InsufficientBalanceError,
+    InvalidTokenError,
+    PaymentRequiredError,
+)
+
+INTERRUPTED = "interrupted"  # the refund reason of a call the crash sweep settles
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargeRequest:
+    token_hash: str
+    endpoint_id: str
+    amount_sats: int
+    call_id: str
+    now: datetime
+    session_expires_at: datetime
+    idempotency: tuple[str, str] | None  # (key, request hash)
+    idempotency_cutoff: datetime  # keys older than this may be reused
+    instance_id: str
+    deadline_at: datetime  # after this, any instance's sweep may refund the call
+
+
+@dataclass(frozen=True, kw_only=True)
+class Debited:
+    session_id: int
+    balance_sats: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SettlementRequest:
+    call_id: str
+    refund_sats: int
+    reason: str | None
+    now: datetime
+    release_idempotency: bool = False  # failed calls free their key so a retry runs
+    # (status, body) stored as the key's replay, in the same transaction as the settlement.
+    idempotent_reply: tuple[int, str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settled:
+    call_id: str
+    session_id: int
+    endpoint_id: str
+    refunded_sats: int
+    balance_sats: int | None  # read only when something was refunded
+
+
+# --- charge ------------------------------------------------------------------------------------
+def apply_charge(conn: Connection, request: ChargeRequest) -> Debited:
+    """Debit, claim the key, record the call as in flight; raises a refusal or ``IdempotencyConflict``.
+
+    The caller owns the transaction (or savepoint): an exception here must roll it back.
+    """
+    debited = debit(conn, request)
+    if debited is None:
+        raise refusal(session_state(conn, request.token_hash), request.amount_sats)
+    if request.idempotency is not None:
+        claim_idempotency(conn, debited.session_id, request)
+    record_in_flight(conn, debited.session_id, request)
+    return debited
+
+
+def debit(conn: Connection, request: ChargeRequest) -> Debited | None:
+    """The one conditional UPDATE: it matches only if the balance covers the price."""
+    covered = and_(t.sessions.c.token_hash == request.token_hash, t.sessions.c.balance_sats >= request.amount_sats)
+    statement = (
+        update(t.sessions)
+        .where(covered)
+        .values(
+            balance_sats=t.sessions.c.balance_sats - request.amount_sats,
+            last_call_at=request.now,
+            expires_at=request.session_expires_at,
+        )
+    )
+    if conn.dialect.update_returning:
+        row = conn.execute(statement.returning(t.sessions.c.id, t.sessions.c.balance_sats)).first()
+    else:  # MariaDB: our UPDATE holds the row lock, so the read that follows sees our own result
+        if not conn.execute(statement).rowcount:
+            return None
+        row = conn.execute(
+            select(t.sessions.c.id, t.sessions.c.balance_sats).where(t.sessions.c.token_hash == request.token_hash)
+        ).first()
+    return None if row is None else Debited(session_id=int(row[0]), balance_sats=int(row[1]))
+
+
+def claim_idempotency(conn: Connection, session_id: int, request: ChargeRequest) -> None:
+    """Claim the Idempotency-Key for this session; the unique key makes a concurrent second claim fail."""
+    assert request.idempotency is not None
+    key, request_hash = request.idempotency
+    conn.execute(  # a key past the retention window may be reused
+        delete(t.idempotency_keys).where(
+            t.idempotency_keys.c.session_id == session_id,
+            t.idempotency_keys.c.idem_key == key,
+            t.idempotency_keys.c.created_at < request.idempotency_cutoff,
+        )
+    )
+    try:
+        conn.execute(
+            insert(t.idempotency_keys).values(
+                session_id=session_id, idem_key=key, request_hash=request_hash, created_at=request.now
+            )
+        )
+    except IntegrityError as exc:
+        raise IdempotencyConflict("a request with this Idempotency-Key is already being processed") from exc
+
+
+def record_in_flight(conn: Connection, session_id: int, request: ChargeRequest) -> None:
+    """The debit's ledger row and the in-flight marker the settlement (or the crash sweep) removes."""
+    conn.execute(
+        insert(t.calls).values(
+            call_id=request.call_id,
+            session_id=session_id,
+            endpoint_id=request.endpoint_id,
+            kind="debit",
+            amount_sats=request.amount_sats,
+            created_at=request.now,
+        )
+    )
+    conn.execute(
+        insert(t.calls_in_flight).values(
+            call_id=request.call_id,
+            session_id=session_id,
+            endpoint_id=request.endpoint_id,
+            debit_sats=request.amount_sats,
+            idem_key=request.idempotency[0] if request.idempotency is not None else None,
+            instance_id=request.instance_id,
+            started_at=request.now,
+            deadline_at=request.deadline_at,
+        )
+    )
+
+
+# --- settle ------------------------------------------------------------------------------------
+def apply_settlement(conn: Connection, request: SettlementRequest) -> Settled | None:
+    """End an in-flight call once: None if it was already settled (by the meter or a sweep)."""
+    flight = t.calls_in_flight
+    row = conn.execute(select(flight).where(flight.c.call_id == request.call_id)).first()
+    if row is None:
+        return None
+    if conn.execute(delete(flight).where(flight.c.call_id == request.call_id)).rowcount != 1:
+        return None  # a concurrent settler claimed it between our read and our delete
+    refund = max(0, min(int(request.refund_sats), int(row.debit_sats)))  # never more than the debit
+    balance: int | None = None
+    if refund:
+        conn.execute(
+            update(t.sessions)
+            .where(t.sessions.c.id == row.session_id)
+            .values(balance_sats=t.sessions.c.balance_sats + refund)
+        )
+        conn.execute(
+            insert(t.calls).values(
+                call_id=request.call_id,
+                session_id=row.session_id,
+                endpoint_id=row.endpoint_id,
+                kind="refund",
+                amount_sats=refund,
+                reason=(request.reason or "refund")[:64],
+                created_at=request.now,
+            )
+        )
+        balance = int(
+            conn.execute(select(t.sessions.c.balance_sats).where(t.sessions.c.id == row.session_id)).scalar_one()
+        )
+    if row.idem_key is not None:
+        key = and_(t.idempotency_keys.c.session_id == row.session_id, t.idempotency_keys.c.idem_key == row.idem_key)
+        if request.release_idempotency:
+            conn.execute(delete(t.idempotency_keys).where(key))
+        elif request.idempotent_reply is not None:
+            status_code, body = request.idempotent_reply
+            conn.execute(update(t.idempotency_keys).where(key).values(status_code=status_code, body=body))
+    return Settled(
+        call_id=request.call_id,
+        session_id=int(row.session_id),
+        endpoint_id=str(row.endpoint_id),
+        refunded_sats=refund,
+        balance_sats=balance,
+    )
+
+
+# --- refusals ----------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class SessionState:
+    balance_sats: int
+    status: str
+
+
+def session_state(conn: Connection, token_hash: str) -> SessionState | None:
+    row = conn.execute(
+        select(t.sessions.c.balance_sats, t.sessions.c.status).where(t.sessions.c.token_hash == token_hash)
+    ).first()
+    return None if row is None else SessionState(balance_sats=int(row.balance_sats), status=str(row.status))
+
+
+def refusal(session: SessionState | None, amount_sats: int) -> ArkgateError:
+    """Why a charge was refused: unknown token, unfunded session, or not enough sats."""
+    if session is None:
+        return InvalidTokenError("invalid or unknown session token")
+    details = {"price_sats": amount_sats, "balance_sats": session.balance_sats}
+    if session.status == "awaiting_payment":
+        return PaymentRequiredError(
+            "this session is not funded yet: pay its Lightning invoice or send sats to its Ark address",
+            details=details,
+        )
+    return InsufficientBalanceError(
+        f"insufficient balance: this call costs {amount_sats} sats and the session has {session.balance_sats}",
+        details=details,
+    )

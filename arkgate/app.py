@@ -66,6 +66,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             rt.events,
             reconcile_interval_s=settings.reconcile_interval_s,
             poll_interval_s=settings.poll_interval_s,
+            sync_interval_s=settings.payment_sync_interval_s,
+            sync_max_interval_s=settings.payment_sync_max_interval_s,
+            audit_interval_s=settings.history_audit_interval_s,
             on_credit=lambda result, rail: _count_credit(rt, result, rail),
         )
     startup_hooks: list[StartupHook] = rt.extras.setdefault("startup_hooks", [])

@@ -127,6 +127,23 @@ class IdempotentReplay:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PendingInvoice:
+    payment_hash: str
+    bolt11: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingReceives:
+    """What may still be paid: invoices not yet paid or expired, and unfunded sessions' Ark addresses."""
+
+    invoices: list[PendingInvoice]
+    addresses: list[str]
+
+    def __len__(self) -> int:
+        return len(self.invoices) + len(self.addresses)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ArkEntry:
     address: str
     amount_sats: int
@@ -272,6 +289,62 @@ class Ledger:
                 .values(status="expired")
             )
             return int(result.rowcount or 0)
+
+    async def pending_receives(self, now: datetime | None = None) -> PendingReceives:
+        """Receives a payment may still arrive on; the watcher's sync and catch-up cost grows with these.
+
+        Addresses: unfunded sessions not yet lapsed, and sessions with a pending top-up invoice
+        (a top-up may come over Ark too).
+        """
+        now = now or utcnow()
+        async with self.db.read() as conn:
+            invoices = [
+                PendingInvoice(payment_hash=row.payment_hash, bolt11=row.bolt11)
+                for row in await conn.execute(
+                    select(t.invoices.c.payment_hash, t.invoices.c.bolt11, t.invoices.c.session_id)
+                    .where(t.invoices.c.status == "pending", t.invoices.c.expires_at >= now)
+                    .order_by(t.invoices.c.created_at)
+                )
+            ]
+            topping_up = (
+                select(t.invoices.c.session_id)
+                .where(t.invoices.c.status == "pending", t.invoices.c.expires_at >= now)
+                .scalar_subquery()
+            )
+            addresses = [
+                row.ark_address
+                for row in await conn.execute(
+                    select(t.sessions.c.ark_address)
+                    .where(
+                        t.sessions.c.ark_address.is_not(None),
+                        or_(
+                            (t.sessions.c.status == "awaiting_payment") & (t.sessions.c.expires_at >= now),
+                            t.sessions.c.id.in_(topping_up),
+                        ),
+                    )
+                    .order_by(t.sessions.c.id)
+                )
+            ]
+        return PendingReceives(invoices=invoices, addresses=addresses)
+
+    async def cursor(self, name: str) -> str | None:
+        """A watcher cursor (``watcher_cursors``); None if never written."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(select(t.watcher_cursors.c.value).where(t.watcher_cursors.c.name == name))
+            ).first()
+        return None if row is None else str(row.value)
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(
+                    update(t.watcher_cursors).where(t.watcher_cursors.c.name == name).values(value=value)
+                )
+                if not result.rowcount:
+                    await conn.execute(insert(t.watcher_cursors).values(name=name, value=value))
+        except IntegrityError:  # another instance inserted it first; its value is as good as ours
+            return
 
     async def known_payment_keys(self) -> set[str]:
         async with self.db.read() as conn:

@@ -61,6 +61,7 @@ class Faults:
     refuse_near_expiry: bool = False
     lightning_send_fail: bool = False
     ws_paused: bool = False
+    hide_fingerprint: bool = False  # GET /wallet answers {"fingerprint": null}, as a wallet still loading
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -72,4 +73,5 @@ class Faults:
             "refuse_near_expiry": self.refuse_near_expiry,
             "lightning_send_fail": self.lightning_send_fail,
             "ws_paused": self.ws_paused,
+            "hide_fingerprint": self.hide_fingerprint,
         }

@@ -116,6 +116,11 @@ class PaymentWatcher:
                     self.wallet_id = await self._fingerprint()
                     if first:
                         await self._audit_if_due()
+                        # The audit's cursor is where the event stream should continue; an event past
+                        # it (a payment while we were down) is a gap and gets a catch-up.
+                        baseline = (await self._read_cursor()).get("movement_id")
+                        if isinstance(baseline, int) and self._last_movement_id is None:
+                            self._last_movement_id = baseline
                         first = False
                     self.connected = True
                     backoff = 0.2

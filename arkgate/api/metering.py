@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import Request
@@ -43,6 +43,8 @@ log = structlog.get_logger("arkgate.meter")
 
 MAX_BODY_BYTES = 1_000_000
 MAX_IDEMPOTENCY_KEY = 255
+
+T = TypeVar("T")
 
 
 class ClientGone(Exception):
@@ -248,11 +250,14 @@ class Meter:
             envelope["notes"] = ctx.notes
         body = dumps(envelope)
         # One transaction ends the call: the unused reservation back, the replay stored.
-        settled = await rt.ledger.settle(
-            charge.call_id,
-            refund_sats=unused,
-            reason="unused_reservation",
-            idempotent_reply=(200, body.decode()) if idem_key is not None else None,
+        settled = await self._unless_cancelled(
+            rt.ledger.settle(
+                charge.call_id,
+                refund_sats=unused,
+                reason="unused_reservation",
+                idempotent_reply=(200, body.decode()) if idem_key is not None else None,
+            ),
+            charge,
         )
         if settled is None:  # swept as interrupted meanwhile: the caller got it refunded in full
             log.warning("call.settled_by_sweep", endpoint_id=endpoint.id, call_id=charge.call_id)
@@ -282,7 +287,12 @@ class Meter:
 
     async def _refund_all(self, charge: Charge, reason: str) -> int:
         """A failed call: the whole charge back, and its Idempotency-Key released so a retry runs."""
-        return await self.rt.ledger.refund(charge, charge.amount_sats, reason=reason, release_idempotency=True)
+        refund = self.rt.ledger.refund(charge, charge.amount_sats, reason=reason, release_idempotency=True)
+        return await self._unless_cancelled(refund, charge)
+
+    async def _unless_cancelled(self, settlement: Coroutine[Any, Any, T], charge: Charge) -> T:
+        """Run a settlement to its end even if this request is cancelled meanwhile (a tracked task)."""
+        return await asyncio.shield(self.rt.tasks.spawn(settlement, name=f"settle-{charge.call_id}"))
 
     def _stream(self, reply: StreamingReply, ctx: CallContext, charge: Charge) -> Response:
         meter = self

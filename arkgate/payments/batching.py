@@ -5,8 +5,13 @@ transaction (and several driver thread hops) per call, the batcher applies every
 operation waiting at that moment in one transaction on a dedicated *sync* SQLAlchemy
 connection in a worker thread. The operations are the same functions the other
 databases run through ``AsyncConnection.run_sync`` (``charging.py``): the money rules
-exist once, only the commit is shared. Each operation runs in its own SAVEPOINT, so one
-refused charge or idempotency clash rolls back only itself.
+exist once, only the commit is shared.
+
+An operation that may fail after writing (a charge claiming an Idempotency-Key) runs in its
+own SAVEPOINT, so its failure rolls back only itself. The others may fail only with an
+``ArkgateError`` raised before they write (a refused charge), which needs no savepoint; any
+other exception rolls the whole batch back, and the batch is run again with a savepoint
+per operation, so one broken operation never takes the others with it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
+
+from arkgate.errors import ArkgateError
 
 MAX_BATCH = 256
 
@@ -60,14 +67,17 @@ class GroupCommit:
     def __init__(self, path: str, write_lock: asyncio.Lock) -> None:
         self._path = path
         self._lock = write_lock
-        self._pending: list[tuple[Operation, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Operation, bool, asyncio.Future[Any]]] = []
         self._worker: asyncio.Task[None] | None = None
         self._engine: Engine | None = None
 
-    async def run(self, operation: Callable[[Connection], T]) -> T:
-        """The operation's result once its batch has committed; its exception if it raised."""
+    async def run(self, operation: Callable[[Connection], T], *, savepoint: bool = False) -> T:
+        """The operation's result once its batch has committed; its exception if it raised.
+
+        ``savepoint``: the operation may raise after writing (see the module docstring).
+        """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((operation, future))
+        self._pending.append((operation, savepoint, future))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         return await future
@@ -77,15 +87,15 @@ class GroupCommit:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 async with self._lock:
-                    outcomes = await asyncio.to_thread(self._apply, [operation for operation, _ in batch])
+                    outcomes = await asyncio.to_thread(self._apply, [(op, sp) for op, sp, _ in batch])
             except BaseException as exc:  # the whole batch failed: nothing was committed
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
                 if ok:
@@ -98,15 +108,34 @@ class GroupCommit:
             self._engine.dispose()
             self._engine = None
 
-    def _apply(self, batch: list[Operation]) -> list[tuple[bool, Any]]:
+    def _apply(self, batch: list[tuple[Operation, bool]]) -> list[tuple[bool, Any]]:
         if self._engine is None:
             self._engine = sync_sqlite_engine(self._path)
+        try:
+            return self._apply_once(batch, every_savepoint=False)
+        except _UncleanFailure:
+            return self._apply_once(batch, every_savepoint=True)
+
+    def _apply_once(self, batch: list[tuple[Operation, bool]], *, every_savepoint: bool) -> list[tuple[bool, Any]]:
+        assert self._engine is not None
         outcomes: list[tuple[bool, Any]] = []
         with self._engine.begin() as conn:
-            for operation in batch:
+            for operation, savepoint in batch:
+                if savepoint or every_savepoint:
+                    try:
+                        with conn.begin_nested():
+                            outcomes.append((True, operation(conn)))
+                    except Exception as exc:  # rolled back to its savepoint; the others still commit
+                        outcomes.append((False, exc))
+                    continue
                 try:
-                    with conn.begin_nested():
-                        outcomes.append((True, operation(conn)))
-                except Exception as exc:  # rolled back to its savepoint; the others still commit
+                    outcomes.append((True, operation(conn)))
+                except ArkgateError as exc:  # raised before writing anything (a refusal)
                     outcomes.append((False, exc))
+                except Exception as exc:
+                    raise _UncleanFailure from exc  # may have written part: roll the batch back
         return outcomes
+
+
+class _UncleanFailure(Exception):
+    """An operation without a savepoint failed in a way that may have left a partial write."""

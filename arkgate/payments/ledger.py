@@ -189,10 +189,13 @@ class Ledger:
         if self._group is not None:
             self._group.close()
 
-    async def _write(self, operation: Callable[[Connection], T]) -> T:
-        """Run one of ``charging``'s rules in a write transaction (group-committed on SQLite)."""
+    async def _write(self, operation: Callable[[Connection], T], *, savepoint: bool = False) -> T:
+        """Run one of ``charging``'s rules in a write transaction (group-committed on SQLite).
+
+        ``savepoint``: the rule may fail after writing, so a shared batch must isolate it.
+        """
         if self._group is not None:
-            return await self._group.run(operation)
+            return await self._group.run(operation, savepoint=savepoint)
         async with self.db.write() as conn:
             return await conn.run_sync(operation)
 
@@ -524,7 +527,7 @@ class Ledger:
             instance_id=self.instance_id,
             deadline_at=now + timedelta(seconds=timeout_s + SWEEP_GRACE_S),
         )
-        debited = await self._write(partial(charging.apply_charge, request=request))
+        debited = await self._write(partial(charging.apply_charge, request=request), savepoint=idempotency is not None)
         return Charge(
             session_id=debited.session_id,
             call_id=call_id,

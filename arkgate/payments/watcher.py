@@ -186,6 +186,8 @@ class PaymentWatcher:
     async def _sync_loop(self) -> None:
         while True:
             await asyncio.sleep(self.sync_interval_s)
+            if not self.connected:
+                continue  # barkd is down: the follow loop's backoff decides when to try again
             try:
                 pending = await self.ledger.pending_receives()
                 if not pending:
@@ -198,6 +200,7 @@ class PaymentWatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.last_sync_at = time.monotonic()  # wait a full interval before trying again
                 log.warning("watcher.sync_failed", error=repr(exc))
 
     async def sync_pending(self, pending: PendingReceives) -> int:

@@ -31,6 +31,7 @@ from arkgate.payments import retention
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import CreditResult, Ledger
+from arkgate.payments.sweeper import CallSweeper, load_instance_id
 from arkgate.payments.watcher import PaymentWatcher
 from arkgate.settings import Settings
 
@@ -56,7 +57,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         session_ttl_s=settings.session_ttl_s,
         unpaid_ttl_s=settings.unpaid_session_ttl_s,
         idempotency_ttl_s=settings.idempotency_ttl_s,
+        instance_id=load_instance_id(settings.data_dir),
     )
+    sweeper = CallSweeper(ledger, interval_s=settings.call_sweep_interval_s)
     rt = Runtime(
         settings=settings,
         # Availability is decided once here: hidden endpoints get no route, unavailable ones a 503.
@@ -84,6 +87,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             rt.events,
             reconcile_interval_s=settings.reconcile_interval_s,
             poll_interval_s=settings.poll_interval_s,
+            sync_interval_s=settings.payment_sync_interval_s,
+            sync_max_interval_s=settings.payment_sync_max_interval_s,
+            audit_interval_s=settings.history_audit_interval_s,
             on_credit=lambda result, rail: _count_credit(rt, result, rail),
         )
     rt.leader.register(
@@ -100,7 +106,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         _warn_about_memory_limits(settings, database)
         if bus is not None:
             await bus.start()
-        tasks: list[asyncio.Task[Any]] = []
+        # Calls a crash left in flight are refunded before this instance serves anything.
+        await sweeper.sweep(at_startup=True)
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(sweeper.run(), name="call-sweeper")]
         if rt.watcher is not None:
             tasks.append(asyncio.create_task(rt.watcher.run(), name="payment-watcher"))
         async with contextlib.AsyncExitStack() as stack:
@@ -120,6 +128,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
                 for task in tasks + rt.extras.get("background_tasks", []):
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+                await rt.tasks.drain()  # refunds in progress commit before the database closes
                 await rt.services.aclose()
                 if rt.barkd is not None:
                     await rt.barkd.aclose()

@@ -9,6 +9,7 @@
     ├── NotFoundError                 404 not_found
     │   └── DomainNotFoundError       404 domain_not_found   (DNS: NXDOMAIN)
     ├── ConflictError                 409 conflict
+    │   └── IdempotencyConflict       409 idempotency_conflict (the key is claimed by another request)
     ├── RateLimitedError              429 rate_limited
     ├── UpstreamError                 502 upstream_error
     ├── WalletUnavailableError        503 wallet_unavailable (barkd unreachable)
@@ -66,6 +67,12 @@ class NotFoundError(ArkgateError):
 class ConflictError(ArkgateError):
     status = 409
     code = "conflict"
+
+
+class IdempotencyConflict(ConflictError):
+    """Another request with the same Idempotency-Key claimed it first (the ledger's unique key says so)."""
+
+    code = "idempotency_conflict"
 
 
 class RateLimitedError(ArkgateError):

@@ -121,6 +121,19 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         2.0, gt=0, description="History polling interval when barkd has no notifications (0.1.x)."
     )
+    payment_sync_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="While receives are pending, ask barkd to sync this often (longer as more are pending).",
+    )
+    payment_sync_max_interval_s: float = Field(
+        30.0, gt=0, description="Longest interval between barkd syncs while receives are pending."
+    )
+    history_audit_interval_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How often barkd's whole history is read past the stored cursor (a safety net).",
+    )
     invoice_description: str = Field("arkgate session", description="Memo put on Lightning invoices.")
 
     # --- sessions and metering ----------------------------------------------------------
@@ -139,6 +152,11 @@ class Settings(BaseSettings):
     )
     idempotency_ttl_s: int = Field(24 * 3600, ge=60, description="How long Idempotency-Key responses are kept.")
     call_timeout_s: float = Field(60.0, gt=0, description="Hard time budget of one paid call.")
+    call_sweep_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often calls left in flight past their deadline (a crashed instance's) are refunded.",
+    )
 
     # --- rate limits --------------------------------------------------------------------
     rate_limits: str = Field("on", description="'off' disables rate limiting (load tests).")

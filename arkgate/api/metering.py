@@ -3,10 +3,13 @@
 An endpoint the gateway cannot serve (its backend is not configured) answers 503
 before anything else: no parsing, no 402 challenge, no debit. Bad input is rejected
 before any charge. The charge is one conditional UPDATE in the
-ledger, so concurrent calls cannot overspend. The handler runs under the endpoint's
-time budget while the client connection is watched; a failure, a timeout or a client
-that goes away refunds the charge in full. Metered endpoints reserve their maximum
-and get back what they did not use. ``Idempotency-Key`` retries are charged once.
+ledger, so concurrent calls cannot overspend; the same transaction records the call as
+in flight. The handler runs under the endpoint's time budget while the client
+connection is watched; a failure, a timeout or a client that goes away refunds the
+charge in full. Metered endpoints reserve their maximum and get back what they did not
+use. Every call ends in exactly one settlement (``Ledger.settle``); a call a crash left
+in flight is refunded by the sweep (``payments/sweeper.py``). ``Idempotency-Key``
+retries are charged once.
 """
 
 from __future__ import annotations
@@ -15,14 +18,13 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from arkgate.api.auth import bearer_token
 from arkgate.api.envelope import dumps, error_response, validation_message
@@ -33,6 +35,7 @@ from arkgate.errors import (
     ArkgateError,
     ConflictError,
     EndpointUnavailableError,
+    IdempotencyConflict,
     InputError,
     PaymentRequiredError,
     UpstreamTimeoutError,
@@ -44,8 +47,7 @@ log = structlog.get_logger("arkgate.meter")
 MAX_BODY_BYTES = 1_000_000
 MAX_IDEMPOTENCY_KEY = 255
 
-# Keeps refund tasks alive while a cancelled stream unwinds.
-_background: set[asyncio.Task[Any]] = set()
+T = TypeVar("T")
 
 
 class ClientGone(Exception):
@@ -102,6 +104,11 @@ class Meter:
         self.endpoint = endpoint
         self.request = request
         self.started = time.perf_counter()
+
+    @property
+    def timeout_s(self) -> float:
+        """The call's time budget; a stream must end within it too (the crash sweep relies on it)."""
+        return self.endpoint.timeout_s or self.rt.settings.call_timeout_s
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
@@ -191,9 +198,14 @@ class Meter:
             idempotency = (idem_key, self._request_hash(await self.request.body()))
         try:
             return await self.rt.ledger.charge(
-                token_hash, self.endpoint.id, price, call_id=new_call_id(), idempotency=idempotency
+                token_hash,
+                self.endpoint.id,
+                price,
+                call_id=new_call_id(),
+                idempotency=idempotency,
+                timeout_s=self.timeout_s,
             )
-        except IntegrityError:
+        except IdempotencyConflict:
             # A concurrent retry with the same key claimed it first; answer as that retry would.
             assert idem_key is not None
             replay = await self._replay(token_hash, idem_key)
@@ -214,33 +226,34 @@ class Meter:
             base_url=rt.base_url(self.request),
             spent_today_sats=lambda ids: rt.ledger.spent_today(charge.session_id, ids),
         )
-        timeout_s = endpoint.timeout_s or rt.settings.call_timeout_s
+        timeout_s = self.timeout_s
         try:
             result = await self._run_handler(payload, ctx, timeout_s)
         except asyncio.CancelledError:
             # The server cancelled us (the client went away): refund in a task that outlives this one.
-            self._refund_in_background(charge, charge.amount_sats, "client_disconnected", idem_key)
+            rt.tasks.spawn(self._refund_all(charge, "client_disconnected"), name=f"refund-{charge.call_id}")
             raise
         except ClientGone:
-            await self._refund(charge, charge.amount_sats, "client_disconnected", idem_key)
+            await self._refund_all(charge, "client_disconnected")
             rt.metrics.calls.labels(endpoint.id, "client_disconnected").inc()
             return Response(status_code=499)
         except ArkgateError as exc:
-            balance = await self._refund(charge, charge.amount_sats, exc.code, idem_key)
+            balance = await self._refund_all(charge, exc.code)
             return self.fail(exc, balance_sats=balance)
         except Exception:
             log.exception("call.handler_crashed", endpoint_id=endpoint.id, call_id=charge.call_id)
-            balance = await self._refund(charge, charge.amount_sats, "internal_error", idem_key)
+            balance = await self._refund_all(charge, "internal_error")
             return self.fail(
                 ArkgateError(f"{endpoint.id} failed unexpectedly; you were not charged"), balance_sats=balance
             )
         if isinstance(result, StreamingReply):
-            return self._stream(result, ctx, charge, idem_key)
+            return self._stream(result, ctx, charge)
         cost = charge.amount_sats
-        balance = charge.balance_sats
         if endpoint.metered is not None:
             cost = ctx.settled_sats if ctx.settled_sats is not None else charge.amount_sats
-            balance = await self._refund(charge, charge.amount_sats - cost, "unused_reservation", None)
+        unused = charge.amount_sats - cost
+        # What this call leaves: its own debit less what it gives back (concurrent calls aside).
+        balance = charge.balance_sats + unused
         data = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
         envelope: dict[str, Any] = {
             "success": True,
@@ -254,8 +267,18 @@ class Meter:
         if ctx.notes:
             envelope["notes"] = ctx.notes
         body = dumps(envelope)
-        if idem_key is not None:
-            await rt.ledger.store_idempotent(charge.session_id, idem_key, 200, body.decode())
+        # One transaction ends the call: the unused reservation back, the replay stored.
+        settled = await self._unless_cancelled(
+            rt.ledger.settle(
+                charge.call_id,
+                refund_sats=unused,
+                reason="unused_reservation",
+                idempotent_reply=(200, body.decode()) if idem_key is not None else None,
+            ),
+            charge,
+        )
+        if settled is None:  # swept as interrupted meanwhile: the caller got it refunded in full
+            log.warning("call.settled_by_sweep", endpoint_id=endpoint.id, call_id=charge.call_id)
         rt.metrics.calls.labels(endpoint.id, "ok").inc()
         rt.metrics.sats_charged.labels(endpoint.id).inc(cost)
         rt.metrics.call_seconds.labels(endpoint.id).observe(time.perf_counter() - self.started)
@@ -280,46 +303,49 @@ class Meter:
             raise ClientGone
         raise UpstreamTimeoutError(f"{self.endpoint.id} did not finish within {timeout_s:g} s; you were not charged")
 
-    async def _refund(self, charge: Charge, amount_sats: int, reason: str, idem_key: str | None) -> int:
-        if amount_sats <= 0:
-            return charge.balance_sats
-        balance = await self.rt.ledger.refund(charge, amount_sats, reason=reason, forget_idempotency=idem_key)
-        log.info(
-            "call.refunded",
-            endpoint_id=charge.endpoint_id,
-            call_id=charge.call_id,
-            session_id=charge.session_id,
-            amount_sats=amount_sats,
-            reason=reason,
-            balance_sats=balance,
-        )
-        return balance
+    async def _refund_all(self, charge: Charge, reason: str) -> int:
+        """A failed call: the whole charge back, and its Idempotency-Key released so a retry runs."""
+        refund = self.rt.ledger.refund(charge, charge.amount_sats, reason=reason, release_idempotency=True)
+        return await self._unless_cancelled(refund, charge)
 
-    def _refund_in_background(self, charge: Charge, amount_sats: int, reason: str, idem_key: str | None) -> None:
-        task = asyncio.create_task(self._refund(charge, amount_sats, reason, idem_key))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+    async def _unless_cancelled(self, settlement: Coroutine[Any, Any, T], charge: Charge) -> T:
+        """Run a settlement to its end even if this request is cancelled meanwhile (a tracked task)."""
+        return await asyncio.shield(self.rt.tasks.spawn(settlement, name=f"settle-{charge.call_id}"))
 
-    def _stream(self, reply: StreamingReply, ctx: CallContext, charge: Charge, idem_key: str | None) -> Response:
+    def _stream(self, reply: StreamingReply, ctx: CallContext, charge: Charge) -> Response:
         meter = self
+        deadline = asyncio.get_running_loop().time() + self.timeout_s - self.elapsed_ms() / 1000
 
         async def events() -> AsyncIterator[str]:
             finished = False
+            source = aiter(reply.events)
             try:
-                async for chunk in reply.events:
+                while True:
+                    remaining = deadline - asyncio.get_running_loop().time()
+                    if remaining <= 0:
+                        raise UpstreamTimeoutError(f"the stream did not finish within {meter.timeout_s:g} s")
+                    try:
+                        chunk = await asyncio.wait_for(anext(source), remaining)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        raise UpstreamTimeoutError(f"the stream did not finish within {meter.timeout_s:g} s") from None
                     yield chunk
                 finished = True
             except ArkgateError as exc:
                 yield f"event: error\ndata: {dumps({'error': exc.message, 'code': exc.status}).decode()}\n\n"
             finally:
                 used = ctx.settled_sats if ctx.settled_sats is not None else (charge.amount_sats if finished else 0)
-                task = asyncio.create_task(
-                    meter._refund(
-                        charge, charge.amount_sats - used, "stream_settlement", idem_key if not used else None
-                    )
+                # A task: this generator may be unwinding from a cancellation (the client went away).
+                meter.rt.tasks.spawn(
+                    meter.rt.ledger.settle(
+                        charge.call_id,
+                        refund_sats=charge.amount_sats - used,
+                        reason="stream_settlement",
+                        release_idempotency=not used,
+                    ),
+                    name=f"settle-{charge.call_id}",
                 )
-                _background.add(task)
-                task.add_done_callback(_background.discard)
                 meter.rt.metrics.calls.labels(meter.endpoint.id, "ok" if finished else "stream_cut").inc()
 
         headers = {"X-Call-Id": charge.call_id, "X-Reserved-Sats": str(charge.amount_sats), "Cache-Control": "no-cache"}

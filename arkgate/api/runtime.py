@@ -9,6 +9,7 @@ from fastapi import Request
 
 from arkgate.api.metrics import Metrics
 from arkgate.api.ratelimit import RateLimits
+from arkgate.api.tasks import TaskTracker
 from arkgate.catalog.context import Services
 from arkgate.catalog.registry import Catalog
 from arkgate.cluster.leader import Leadership
@@ -34,6 +35,8 @@ class Runtime:
     barkd: BarkdClient | None = None
     watcher: PaymentWatcher | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Refunds and settlements that must outlive the request that started them; drained at shutdown.
+    tasks: TaskTracker = field(default_factory=TaskTracker)
 
     def base_url(self, request: Request) -> str:
         return self.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")

@@ -21,7 +21,8 @@ from arkgate.errors import ArkgateError, InputError, RateLimitedError, WalletUna
 from arkgate.payments import origins
 from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdError
-from arkgate.payments.ledger import SessionInfo, hash_token, new_token
+from arkgate.payments.charging import INTERRUPTED
+from arkgate.payments.ledger import Receipt, SessionInfo, hash_token, new_token
 
 router = APIRouter(tags=["session"])
 
@@ -365,7 +366,7 @@ async def my_calls(request: Request, limit: int = 100) -> Response:
             "charged_sats": r.charged_sats,
             "refunded_sats": r.refunded_sats,
             "cost_sats": r.cost_sats,
-            "status": "refunded" if r.refunded_sats >= r.charged_sats and r.charged_sats else "ok",
+            "status": _call_status(r),
             "refund_reason": r.refund_reason,
             "created_at": iso(r.created_at),
             "ledger": [
@@ -381,3 +382,14 @@ async def my_calls(request: Request, limit: int = 100) -> Response:
         for r in receipts
     ]
     return json_response({"balance_sats": session.balance_sats, "calls": calls, "count": len(calls)})
+
+
+def _call_status(receipt: Receipt) -> str:
+    """in_flight until settled; interrupted when a crash sweep refunded it; refunded; or ok."""
+    if receipt.is_in_flight:
+        return "in_flight"
+    if receipt.refund_reason == INTERRUPTED:
+        return "interrupted"
+    if receipt.refunded_sats >= receipt.charged_sats and receipt.charged_sats:
+        return "refunded"
+    return "ok"

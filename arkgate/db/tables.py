@@ -106,6 +106,21 @@ calls = Table(
     Index("ix_calls_session_id_id", "session_id", "id"),
 )
 
+# A paid call between its debit and its settlement (issue 13). The row is written in the debit's
+# transaction and deleted by the one settlement that refunds; what is left after a crash is swept.
+calls_in_flight = Table(
+    "calls_in_flight",
+    metadata,
+    Column("call_id", String(32), primary_key=True),
+    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False),
+    Column("endpoint_id", String(64), nullable=False),
+    Column("debit_sats", BigInteger, nullable=False),
+    Column("idem_key", String(255), nullable=True),  # released when the call is refunded
+    Column("instance_id", String(64), nullable=False),  # the gateway instance running it
+    Column("started_at", Instant, nullable=False),
+    Column("deadline_at", Instant, nullable=False, index=True),  # any instance may sweep it after this
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,

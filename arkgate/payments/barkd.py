@@ -284,6 +284,11 @@ class BarkdClient:
         return True
 
     # --- history and notifications ----------------------------------------------------------
+    @property
+    def lacks_history_filter(self) -> bool:
+        """barkd 0.1.x (no ``/api/v1/history``): filtering would mean downloading everything per address."""
+        return self._features.get("history") is False
+
     async def history(self, *, type_: str | None = None, value: str | None = None) -> list[Movement]:
         """Movements; falls back to the 0.1.x path and filters on our side (0.2.x-0.3.x ignore the filter)."""
         params = {"type": type_, "value": value} if type_ and value else None

@@ -1,58 +1,83 @@
-"""Group commit of charges on SQLite.
+"""Group commit on SQLite: many small ledger writes in one transaction, one thread hop.
 
 SQLite has one writer, so concurrent charges queue for it anyway. Instead of one
 transaction (and several driver thread hops) per call, the batcher applies every
-charge waiting at that moment in one transaction on a dedicated connection, in one
-thread hop. Each charge keeps its own conditional UPDATE, so the money rules are the
-same as the one-by-one path; only the commit is shared.
+operation waiting at that moment in one transaction on a dedicated *sync* SQLAlchemy
+connection in a worker thread. The operations are the same functions the other
+databases run through ``AsyncConnection.run_sync`` (``charging.py``): the money rules
+exist once, only the commit is shared.
+
+An operation that may fail after writing (a charge claiming an Idempotency-Key) runs in its
+own SAVEPOINT, so its failure rolls back only itself. The others may fail only with an
+``ArkgateError`` raised before they write (a refused charge), which needs no savepoint; any
+other exception rolls the whole batch back, and the batch is run again with a savepoint
+per operation, so one broken operation never takes the others with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from arkgate.errors import ArkgateError, InsufficientBalanceError, InvalidTokenError, PaymentRequiredError
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from arkgate.errors import ArkgateError
 
 MAX_BATCH = 256
 
-
-def sqlite_instant(instant: datetime) -> str:
-    """The text form SQLAlchemy stores SQLite DateTime values in."""
-    return instant.strftime("%Y-%m-%d %H:%M:%S.%f")
+T = TypeVar("T")
+Operation = Callable[[Connection], Any]
 
 
-@dataclass(frozen=True, kw_only=True)
-class ChargeRequest:
-    token_hash: str
-    endpoint_id: str
-    amount_sats: int
-    call_id: str
-    now: datetime
-    expires_at: datetime
-    idempotency: tuple[str, str] | None
-    idempotency_cutoff: datetime
+def sync_sqlite_engine(path: str) -> Engine:
+    """A sync engine on the same file, tuned like the async one, with real SAVEPOINTs.
+
+    pysqlite's own transaction handling breaks SAVEPOINT; the documented SQLAlchemy recipe is
+    to switch it off and emit BEGIN ourselves (IMMEDIATE: take the write lock up front).
+    """
+    engine = create_engine(
+        f"sqlite:///{path}",
+        poolclass=StaticPool,
+        connect_args={"check_same_thread": False, "timeout": 30},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
 
 
-class IdempotencyConflict(Exception):
-    """Another request already claimed this Idempotency-Key."""
+class GroupCommit:
+    """Runs ledger operations ``fn(connection) -> result`` in shared SQLite transactions."""
 
-
-class SqliteChargeBatcher:
     def __init__(self, path: str, write_lock: asyncio.Lock) -> None:
         self._path = path
         self._lock = write_lock
-        self._pending: list[tuple[ChargeRequest, asyncio.Future[tuple[int, int]]]] = []
+        self._pending: list[tuple[Operation, bool, asyncio.Future[Any]]] = []
         self._worker: asyncio.Task[None] | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._engine: Engine | None = None
 
-    async def charge(self, request: ChargeRequest) -> tuple[int, int]:
-        """(session id, balance after) once committed; raises the ledger's refusal errors."""
-        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self._pending.append((request, future))
+    async def run(self, operation: Callable[[Connection], T], *, savepoint: bool = False) -> T:
+        """The operation's result once its batch has committed; its exception if it raised.
+
+        ``savepoint``: the operation may raise after writing (see the module docstring).
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((operation, savepoint, future))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         return await future
@@ -62,101 +87,55 @@ class SqliteChargeBatcher:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 async with self._lock:
-                    outcomes = await asyncio.to_thread(self._apply, [request for request, _ in batch])
+                    outcomes = await asyncio.to_thread(self._apply, [(op, sp) for op, sp, _ in batch])
             except BaseException as exc:  # the whole batch failed: nothing was committed
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
+                if ok:
+                    future.set_result(value)
                 else:
-                    future.set_result(outcome)
+                    future.set_exception(value)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._conn = conn
-        return self._conn
-
-    def _apply(self, batch: list[ChargeRequest]) -> list[tuple[int, int] | BaseException]:
-        conn = self._connection()
-        outcomes: list[tuple[int, int] | BaseException] = []
-        conn.execute("BEGIN IMMEDIATE")
+    def _apply(self, batch: list[tuple[Operation, bool]]) -> list[tuple[bool, Any]]:
+        if self._engine is None:
+            self._engine = sync_sqlite_engine(self._path)
         try:
-            for request in batch:
-                outcomes.append(self._apply_one(conn, request))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            return self._apply_once(batch, every_savepoint=False)
+        except _UncleanFailure:
+            return self._apply_once(batch, every_savepoint=True)
+
+    def _apply_once(self, batch: list[tuple[Operation, bool]], *, every_savepoint: bool) -> list[tuple[bool, Any]]:
+        assert self._engine is not None
+        outcomes: list[tuple[bool, Any]] = []
+        with self._engine.begin() as conn:
+            for operation, savepoint in batch:
+                if savepoint or every_savepoint:
+                    try:
+                        with conn.begin_nested():
+                            outcomes.append((True, operation(conn)))
+                    except Exception as exc:  # rolled back to its savepoint; the others still commit
+                        outcomes.append((False, exc))
+                    continue
+                try:
+                    outcomes.append((True, operation(conn)))
+                except ArkgateError as exc:  # raised before writing anything (a refusal)
+                    outcomes.append((False, exc))
+                except Exception as exc:
+                    raise _UncleanFailure from exc  # may have written part: roll the batch back
         return outcomes
 
-    def _apply_one(self, conn: sqlite3.Connection, request: ChargeRequest) -> tuple[int, int] | BaseException:
-        now = sqlite_instant(request.now)
-        conn.execute("SAVEPOINT charge")
-        row = conn.execute(
-            "UPDATE sessions SET balance_sats = balance_sats - ?, last_call_at = ?, expires_at = ? "
-            "WHERE token_hash = ? AND balance_sats >= ? RETURNING id, balance_sats",
-            (request.amount_sats, now, sqlite_instant(request.expires_at), request.token_hash, request.amount_sats),
-        ).fetchone()
-        if row is None:
-            conn.execute("RELEASE charge")
-            return refusal(_fetch_session(conn, request.token_hash), request.amount_sats)
-        session_id, balance = int(row[0]), int(row[1])
-        if request.idempotency is not None:
-            key, request_hash = request.idempotency
-            conn.execute(  # a key older than the retention window may be reused
-                "DELETE FROM idempotency_keys WHERE session_id = ? AND idem_key = ? AND created_at < ?",
-                (session_id, key, sqlite_instant(request.idempotency_cutoff)),
-            )
-            try:
-                conn.execute(
-                    "INSERT INTO idempotency_keys (session_id, idem_key, request_hash, created_at) VALUES (?, ?, ?, ?)",
-                    (session_id, key, request_hash, now),
-                )
-            except sqlite3.IntegrityError:
-                conn.execute("ROLLBACK TO charge")
-                conn.execute("RELEASE charge")
-                return IdempotencyConflict(key)
-        conn.execute(
-            "INSERT INTO calls (call_id, session_id, endpoint_id, kind, amount_sats, created_at) "
-            "VALUES (?, ?, ?, 'debit', ?, ?)",
-            (request.call_id, session_id, request.endpoint_id, request.amount_sats, now),
-        )
-        conn.execute("RELEASE charge")
-        return session_id, balance
 
-
-def _fetch_session(conn: sqlite3.Connection, token_hash: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT balance_sats, status FROM sessions WHERE token_hash = ?", (token_hash,)).fetchone()
-    return None if row is None else {"balance_sats": int(row[0]), "status": row[1]}
-
-
-def refusal(session: dict[str, Any] | None, amount_sats: int) -> ArkgateError:
-    """Why a charge was refused: unknown token, unfunded session, or not enough sats."""
-    if session is None:
-        return InvalidTokenError("invalid or unknown session token")
-    details = {"price_sats": amount_sats, "balance_sats": session["balance_sats"]}
-    if session["status"] == "awaiting_payment":
-        return PaymentRequiredError(
-            "this session is not funded yet: pay its Lightning invoice or send sats to its Ark address",
-            details=details,
-        )
-    return InsufficientBalanceError(
-        f"insufficient balance: this call costs {amount_sats} sats and the session has {session['balance_sats']}",
-        details=details,
-    )
+class _UncleanFailure(Exception):
+    """An operation without a savepoint failed in a way that may have left a partial write."""

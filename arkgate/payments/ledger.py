@@ -3,7 +3,9 @@
 Invariants (asserted by the tests after every scenario):
 - a session's ``balance_sats`` equals sum(payments) - sum(debits) + sum(refunds);
 - a payment identity (``payment_key``) is credited at most once, whatever races or replays;
-- a debit happens only if the balance covers it (one conditional UPDATE), so it never goes negative.
+- a received VTXO id is credited at most once, whatever movement or wallet id it comes with;
+- a debit happens only if the balance covers it (one conditional UPDATE), so it never goes negative;
+- a call is settled once: its refunds never exceed its debit (``charging.py`` holds these rules).
 """
 
 from __future__ import annotations
@@ -11,18 +13,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, case, delete, func, insert, select, update
+import structlog
+from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
-from arkgate.payments.batching import ChargeRequest, IdempotencyConflict, SqliteChargeBatcher, refusal
+from arkgate.payments import charging
+from arkgate.payments.batching import GroupCommit
+from arkgate.payments.charging import INTERRUPTED, ChargeRequest, Settled, SettlementRequest
+
+T = TypeVar("T")
+log = structlog.get_logger("arkgate.ledger")
+
+# A call's own timeout ends it; the sweep waits this much longer before refunding it from
+# another instance (clock skew between instances, the settlement's own write).
+SWEEP_GRACE_S = 30.0
+DEFAULT_CALL_TIMEOUT_S = 60.0
+_ALL = 2**62  # "refund everything": the settlement clamps a refund to the call's debit
 
 TOKEN_PREFIX = "ak_"  # noqa: S105 - a prefix, not a secret
 
@@ -39,6 +55,17 @@ def hash_token(token: str) -> str:
 
 def new_call_id() -> str:
     return secrets.token_hex(16)
+
+
+def ark_payment_key(wallet_id: str, movement_id: int, address: str) -> str:
+    """The one format of an Ark payment's key: barkd's wallet, its movement id, the receiving address."""
+    if not wallet_id:
+        raise ValueError("an Ark payment key needs barkd's wallet fingerprint")
+    return f"ark:{wallet_id}:{movement_id}:{address}"
+
+
+def lightning_payment_key(payment_hash: str) -> str:
+    return f"ln:{payment_hash}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +129,23 @@ class IdempotentReplay:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PendingInvoice:
+    payment_hash: str
+    bolt11: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingReceives:
+    """What may still be paid: invoices not yet paid or expired, and unfunded sessions' Ark addresses."""
+
+    invoices: list[PendingInvoice]
+    addresses: list[str]
+
+    def __len__(self) -> int:
+        return len(self.invoices) + len(self.addresses)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ArkEntry:
     address: str
     amount_sats: int
@@ -115,6 +159,7 @@ class Receipt:
     refunded_sats: int = 0
     created_at: datetime | None = None
     refund_reason: str | None = None
+    is_in_flight: bool = False
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -124,19 +169,37 @@ class Receipt:
 
 class Ledger:
     def __init__(
-        self, database: Database, *, session_ttl_s: int, unpaid_ttl_s: int = 3600, idempotency_ttl_s: int = 86400
+        self,
+        database: Database,
+        *,
+        session_ttl_s: int,
+        unpaid_ttl_s: int = 3600,
+        idempotency_ttl_s: int = 86400,
+        instance_id: str = "local",
+        group_commit: bool = True,
     ) -> None:
         self.db = database
         self.session_ttl = timedelta(seconds=session_ttl_s)
         self.unpaid_ttl = timedelta(seconds=unpaid_ttl_s)
         self.idempotency_ttl = timedelta(seconds=idempotency_ttl_s)
-        self._batcher: SqliteChargeBatcher | None = None
-        if database.sqlite_path is not None and database.write_lock is not None:
-            self._batcher = SqliteChargeBatcher(database.sqlite_path, database.write_lock)
+        self.instance_id = instance_id
+        self._group: GroupCommit | None = None
+        if group_commit and database.sqlite_path is not None and database.write_lock is not None:
+            self._group = GroupCommit(database.sqlite_path, database.write_lock)
 
     def close(self) -> None:
-        if self._batcher is not None:
-            self._batcher.close()
+        if self._group is not None:
+            self._group.close()
+
+    async def _write(self, operation: Callable[[Connection], T], *, savepoint: bool = False) -> T:
+        """Run one of ``charging``'s rules in a write transaction (group-committed on SQLite).
+
+        ``savepoint``: the rule may fail after writing, so a shared batch must isolate it.
+        """
+        if self._group is not None:
+            return await self._group.run(operation, savepoint=savepoint)
+        async with self.db.write() as conn:
+            return await conn.run_sync(operation)
 
     # --- sessions ---------------------------------------------------------------------
     async def open_session(
@@ -232,6 +295,62 @@ class Ledger:
             )
             return int(result.rowcount or 0)
 
+    async def pending_receives(self, now: datetime | None = None) -> PendingReceives:
+        """Receives a payment may still arrive on; the watcher's sync and catch-up cost grows with these.
+
+        Addresses: unfunded sessions not yet lapsed, and sessions with a pending top-up invoice
+        (a top-up may come over Ark too).
+        """
+        now = now or utcnow()
+        async with self.db.read() as conn:
+            invoices = [
+                PendingInvoice(payment_hash=row.payment_hash, bolt11=row.bolt11)
+                for row in await conn.execute(
+                    select(t.invoices.c.payment_hash, t.invoices.c.bolt11, t.invoices.c.session_id)
+                    .where(t.invoices.c.status == "pending", t.invoices.c.expires_at >= now)
+                    .order_by(t.invoices.c.created_at)
+                )
+            ]
+            topping_up = (
+                select(t.invoices.c.session_id)
+                .where(t.invoices.c.status == "pending", t.invoices.c.expires_at >= now)
+                .scalar_subquery()
+            )
+            addresses = [
+                row.ark_address
+                for row in await conn.execute(
+                    select(t.sessions.c.ark_address)
+                    .where(
+                        t.sessions.c.ark_address.is_not(None),
+                        or_(
+                            (t.sessions.c.status == "awaiting_payment") & (t.sessions.c.expires_at >= now),
+                            t.sessions.c.id.in_(topping_up),
+                        ),
+                    )
+                    .order_by(t.sessions.c.id)
+                )
+            ]
+        return PendingReceives(invoices=invoices, addresses=addresses)
+
+    async def cursor(self, name: str) -> str | None:
+        """A watcher cursor (``watcher_cursors``); None if never written."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(select(t.watcher_cursors.c.value).where(t.watcher_cursors.c.name == name))
+            ).first()
+        return None if row is None else str(row.value)
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(
+                    update(t.watcher_cursors).where(t.watcher_cursors.c.name == name).values(value=value)
+                )
+                if not result.rowcount:
+                    await conn.execute(insert(t.watcher_cursors).values(name=name, value=value))
+        except IntegrityError:  # another instance inserted it first; its value is as good as ours
+            return
+
     async def known_payment_keys(self) -> set[str]:
         async with self.db.read() as conn:
             return {row.payment_key for row in await conn.execute(select(t.payments.c.payment_key))}
@@ -275,19 +394,19 @@ class Ledger:
     ) -> list[CreditResult]:
         """Credit one arkoor receive movement (possibly several addresses) in one transaction.
 
-        Keys: (wallet, movement id, address) per entry, and each received VTXO id once, so a
-        duplicated movement with the same ``output_vtxos`` (barkd before 0.3.0) credits nothing.
+        A received VTXO id is credited at most once, whatever movement id or wallet id comes
+        with it: if any of ``vtxo_ids`` is already recorded, the movement is a replay (the same
+        movement under another wallet id, or a pre-0.3.0 duplicate) and credits nothing. The
+        payment key (``ark_payment_key``) covers movements without VTXO ids.
         """
-        keys = {entry.address: f"ark:{wallet_id}:{movement_id}:{entry.address}" for entry in entries}
+        keys = {entry.address: ark_payment_key(wallet_id, movement_id, entry.address) for entry in entries}
         try:
             async with self.db.write() as conn:
                 if vtxo_ids:
                     seen = await conn.execute(
-                        select(t.payments.c.movement_id)
-                        .select_from(t.payment_vtxos.join(t.payments))
-                        .where(t.payment_vtxos.c.vtxo_id.in_(list(vtxo_ids)))
+                        select(t.payment_vtxos.c.vtxo_id).where(t.payment_vtxos.c.vtxo_id.in_(list(vtxo_ids)))
                     )
-                    if any(row.movement_id != movement_id for row in seen):
+                    if seen.first() is not None:
                         return []
                 existing = {
                     row.payment_key
@@ -320,21 +439,14 @@ class Ledger:
                     if first_payment_id is None:
                         first_payment_id = payment_id
                 if first_payment_id is not None and vtxo_ids:
-                    recorded = {
-                        row.vtxo_id
-                        for row in await conn.execute(
-                            select(t.payment_vtxos.c.vtxo_id).where(t.payment_vtxos.c.vtxo_id.in_(list(vtxo_ids)))
-                        )
-                    }
-                    fresh = [v for v in dict.fromkeys(vtxo_ids) if v not in recorded]
-                    if fresh:
-                        await conn.execute(
-                            insert(t.payment_vtxos),
-                            [{"vtxo_id": v, "payment_id": first_payment_id} for v in fresh],
-                        )
+                    # The VTXOs' primary key: a concurrent credit of the same VTXO fails here and rolls back.
+                    await conn.execute(
+                        insert(t.payment_vtxos),
+                        [{"vtxo_id": v, "payment_id": first_payment_id} for v in dict.fromkeys(vtxo_ids)],
+                    )
                 return results
         except IntegrityError:
-            return []  # another worker committed the same movement first
+            return []  # another worker committed the same movement or VTXO first
 
     async def _credit(self, conn: AsyncConnection, credit: Credit, session_id: int | None) -> tuple[CreditResult, int]:
         now = utcnow()
@@ -394,143 +506,116 @@ class Ledger:
         *,
         call_id: str | None = None,
         idempotency: tuple[str, str] | None = None,
+        timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> Charge:
-        """Debit ``amount_sats`` if, and only if, the balance covers it: one conditional UPDATE.
+        """Debit ``amount_sats`` if, and only if, the balance covers it, and record the call as in flight.
 
         With ``idempotency=(key, request_hash)`` the key is claimed in the same transaction, so
-        two concurrent retries cannot both be charged.
+        two concurrent retries cannot both be charged (the loser gets ``IdempotencyConflict``).
+        ``timeout_s`` is the call's own time budget: past it (plus a grace) any instance's sweep
+        may refund the call as interrupted.
         """
         call_id = call_id or new_call_id()
         now = utcnow()
-        if self._batcher is not None:
-            request = ChargeRequest(
-                token_hash=token_hash,
-                endpoint_id=endpoint_id,
-                amount_sats=amount_sats,
-                call_id=call_id,
-                now=now,
-                expires_at=now + self.session_ttl,
-                idempotency=idempotency,
-                idempotency_cutoff=now - self.idempotency_ttl,
-            )
-            try:
-                session_id, balance = await self._batcher.charge(request)
-            except IdempotencyConflict:
-                raise IntegrityError("idempotency key already claimed", None, Exception()) from None
-            return Charge(
-                session_id=session_id,
-                call_id=call_id,
-                endpoint_id=endpoint_id,
-                amount_sats=amount_sats,
-                balance_sats=balance,
-            )
-        covered = and_(t.sessions.c.token_hash == token_hash, t.sessions.c.balance_sats >= amount_sats)
-        values = {
-            "balance_sats": t.sessions.c.balance_sats - amount_sats,
-            "last_call_at": now,
-            "expires_at": now + self.session_ttl,
-        }
-        async with self.db.write() as conn:
-            if self.db.supports_update_returning:
-                row = (
-                    await conn.execute(
-                        update(t.sessions)
-                        .where(covered)
-                        .values(**values)
-                        .returning(t.sessions.c.id, t.sessions.c.balance_sats)
-                    )
-                ).first()
-            else:
-                result = await conn.execute(update(t.sessions).where(covered).values(**values))
-                row = None
-                if result.rowcount:
-                    row = (
-                        await conn.execute(
-                            select(t.sessions.c.id, t.sessions.c.balance_sats).where(
-                                t.sessions.c.token_hash == token_hash
-                            )
-                        )
-                    ).first()
-            if row is None:
-                await self._explain_refusal(conn, token_hash, amount_sats)
-            assert row is not None
-            session_id, balance = int(row[0]), int(row[1])
-            if idempotency is not None:
-                key, request_hash = idempotency
-                await conn.execute(
-                    delete(t.idempotency_keys).where(
-                        t.idempotency_keys.c.session_id == session_id,
-                        t.idempotency_keys.c.idem_key == key,
-                        t.idempotency_keys.c.created_at < now - self.idempotency_ttl,
-                    )
-                )
-                await conn.execute(
-                    insert(t.idempotency_keys).values(
-                        session_id=session_id, idem_key=key, request_hash=request_hash, created_at=now
-                    )
-                )
-            await conn.execute(
-                insert(t.calls).values(
-                    call_id=call_id,
-                    session_id=session_id,
-                    endpoint_id=endpoint_id,
-                    kind="debit",
-                    amount_sats=amount_sats,
-                    created_at=now,
-                )
-            )
+        request = ChargeRequest(
+            token_hash=token_hash,
+            endpoint_id=endpoint_id,
+            amount_sats=amount_sats,
+            call_id=call_id,
+            now=now,
+            session_expires_at=now + self.session_ttl,
+            idempotency=idempotency,
+            idempotency_cutoff=now - self.idempotency_ttl,
+            instance_id=self.instance_id,
+            deadline_at=now + timedelta(seconds=timeout_s + SWEEP_GRACE_S),
+        )
+        debited = await self._write(partial(charging.apply_charge, request=request), savepoint=idempotency is not None)
         return Charge(
-            session_id=session_id,
+            session_id=debited.session_id,
             call_id=call_id,
             endpoint_id=endpoint_id,
             amount_sats=amount_sats,
-            balance_sats=balance,
+            balance_sats=debited.balance_sats,
         )
 
-    async def _explain_refusal(self, conn: AsyncConnection, token_hash: str, amount_sats: int) -> None:
-        row = (
-            await conn.execute(
-                select(t.sessions.c.balance_sats, t.sessions.c.status).where(t.sessions.c.token_hash == token_hash)
+    async def settle(
+        self,
+        call_id: str,
+        *,
+        refund_sats: int = 0,
+        reason: str | None = None,
+        release_idempotency: bool = False,
+        idempotent_reply: tuple[int, str] | None = None,
+    ) -> Settled | None:
+        """End an in-flight call, refunding ``refund_sats`` (at most its debit); None if already settled."""
+        request = SettlementRequest(
+            call_id=call_id,
+            refund_sats=refund_sats,
+            reason=reason,
+            now=utcnow(),
+            release_idempotency=release_idempotency,
+            idempotent_reply=idempotent_reply,
+        )
+        settled = await self._write(partial(charging.apply_settlement, request=request))
+        if settled is not None and settled.refunded_sats > 0:
+            # Every refund passes here (failed calls, unused reservations, the crash sweep).
+            log.info(
+                "call.refunded",
+                endpoint_id=settled.endpoint_id,
+                call_id=call_id,
+                session_id=settled.session_id,
+                amount_sats=settled.refunded_sats,
+                reason=reason,
+                balance_sats=settled.balance_sats,
             )
-        ).first()
-        session = None if row is None else {"balance_sats": int(row.balance_sats), "status": row.status}
-        raise refusal(session, amount_sats)
+        return settled
 
-    async def refund(
-        self, charge: Charge, amount_sats: int, *, reason: str, forget_idempotency: str | None = None
-    ) -> int:
-        """Give back part or all of a charge as a refund row; returns the new balance."""
-        if amount_sats <= 0:
-            return charge.balance_sats
-        amount_sats = min(amount_sats, charge.amount_sats)
-        async with self.db.write() as conn:
-            await conn.execute(
-                update(t.sessions)
-                .where(t.sessions.c.id == charge.session_id)
-                .values(balance_sats=t.sessions.c.balance_sats + amount_sats)
+    async def refund(self, charge: Charge, amount_sats: int, *, reason: str, release_idempotency: bool = False) -> int:
+        """Settle the call giving back ``amount_sats`` of it; returns the session's balance.
+
+        Only the call's first settlement refunds anything, and never more than its debit.
+        """
+        settled = await self.settle(
+            charge.call_id,
+            refund_sats=amount_sats,
+            reason=reason,
+            release_idempotency=release_idempotency,
+        )
+        if settled is not None and settled.balance_sats is not None:
+            return settled.balance_sats
+        session = await self.session_by_id(charge.session_id)
+        return session.balance_sats if session is not None else charge.balance_sats
+
+    # --- interrupted calls ----------------------------------------------------------------
+    async def interrupted_calls(self, *, include_own: bool, now: datetime | None = None) -> list[str]:
+        """In-flight calls past their deadline; with ``include_own``, also this instance's (a restart's)."""
+        flight = t.calls_in_flight
+        condition = flight.c.deadline_at < (now or utcnow())
+        if include_own:
+            condition = or_(condition, flight.c.instance_id == self.instance_id)
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(flight.c.call_id).where(condition).order_by(flight.c.started_at))
+            return [row.call_id for row in rows]
+
+    async def sweep_interrupted(self, *, include_own: bool, now: datetime | None = None) -> list[Settled]:
+        """Refund every interrupted call in full (reason ``interrupted``) and release its Idempotency-Key.
+
+        Safe with several instances sweeping at once: each settlement is a conditional claim,
+        so exactly one sweeper refunds a given call.
+        """
+        settled: list[Settled] = []
+        for call_id in await self.interrupted_calls(include_own=include_own, now=now):
+            result = await self.settle(call_id, refund_sats=_ALL, reason=INTERRUPTED, release_idempotency=True)
+            if result is not None:
+                settled.append(result)
+        return settled
+
+    async def in_flight_call_ids(self, session_id: int) -> set[str]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(t.calls_in_flight.c.call_id).where(t.calls_in_flight.c.session_id == session_id)
             )
-            await conn.execute(
-                insert(t.calls).values(
-                    call_id=charge.call_id,
-                    session_id=charge.session_id,
-                    endpoint_id=charge.endpoint_id,
-                    kind="refund",
-                    amount_sats=amount_sats,
-                    reason=reason[:64],
-                    created_at=utcnow(),
-                )
-            )
-            if forget_idempotency is not None:
-                await conn.execute(
-                    delete(t.idempotency_keys).where(
-                        t.idempotency_keys.c.session_id == charge.session_id,
-                        t.idempotency_keys.c.idem_key == forget_idempotency,
-                    )
-                )
-            balance = (
-                await conn.execute(select(t.sessions.c.balance_sats).where(t.sessions.c.id == charge.session_id))
-            ).scalar_one()
-        return int(balance)
+            return {row.call_id for row in rows}
 
     # --- idempotency --------------------------------------------------------------------
     async def idempotent_replay(self, token_hash: str, key: str, ttl_s: int) -> IdempotentReplay | None:
@@ -554,14 +639,6 @@ class Ledger:
         if row is None:
             return None
         return IdempotentReplay(status_code=row.status_code, body=row.body, request_hash=row.request_hash)
-
-    async def store_idempotent(self, session_id: int, key: str, status_code: int, body: str) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(
-                update(t.idempotency_keys)
-                .where(t.idempotency_keys.c.session_id == session_id, t.idempotency_keys.c.idem_key == key)
-                .values(status_code=status_code, body=body)
-            )
 
     # --- reading the ledger ---------------------------------------------------------------
     async def payments_of(self, session_id: int) -> list[dict[str, Any]]:
@@ -602,6 +679,11 @@ class Ledger:
                 else:
                     receipt.refunded_sats += int(row.amount_sats)
                     receipt.refund_reason = row.reason
+            flying = await conn.execute(
+                select(t.calls_in_flight.c.call_id).where(t.calls_in_flight.c.call_id.in_(call_ids))
+            )
+            for row in flying:
+                receipts[row.call_id].is_in_flight = True
         return [receipts[cid] for cid in call_ids]
 
     async def spent_today(self, session_id: int, endpoint_ids: Iterable[str]) -> int:

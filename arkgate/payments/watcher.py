@@ -1,11 +1,24 @@
 """The payment watcher: barkd's notifications in, exactly-once credits out.
 
-It follows barkd's WebSocket (falling back to the ``/notifications/wait`` long poll,
-then to polling history on barkd 0.1.x), credits successful receive movements the
-moment they arrive, and reconciles from history at start-up, after
-``channel-lagging``, after every reconnect and periodically, since events can be
-missed. Its cost grows with barkd's events, never with the number of unpaid sessions.
-Crediting is idempotent in the ledger, so replays and concurrent watchers are harmless.
+It follows barkd's WebSocket (falling back to the ``/notifications/wait`` long poll for a
+while, then trying the WebSocket again; polling history on barkd 0.1.x) and credits
+successful receive movements the moment they arrive. Crediting is idempotent in the
+ledger, so replays and concurrent watchers are harmless. What it adds to barkd
+(BEHAVIOUR.md 2.3, 4, 5):
+
+* **Sync.** barkd 0.6 learns of a payment from the Ark server's mailbox *push*; if that push
+  is missed, or a receive stalls after the payer has the preimage, only ``wallet/sync`` (or
+  a barkd restart) moves it on. While receives are pending the watcher asks barkd to sync
+  and reads the pending invoices' status, on a schedule that grows with the number of
+  pending receives (``sync_interval_for``), never with the number of sessions.
+* **Catch-up.** A gap in the stream (a reconnect, ``channel-lagging``, a jump in movement
+  ids) triggers a targeted catch-up at once: barkd's history filtered per pending invoice
+  and per awaiting Ark address, so its cost is what is pending, not barkd's whole history.
+* **Audit.** barkd's whole history is read only when this wallet has no stored cursor, or
+  the last audit is older than ``audit_interval_s``; movements at or below the cursor are
+  skipped.
+* The periodic pass (targeted catch-up, audit when due, invoice expiry) runs each step on
+  its own, logging failures, so one failing step never skips the others.
 """
 
 from __future__ import annotations
@@ -13,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -23,9 +38,30 @@ import websockets
 from arkgate.payments.barkd import BarkdClient, BarkdError, Movement, parse_movement
 from arkgate.payments.events import EventHub
 from arkgate.payments.labels import label_credits
-from arkgate.payments.ledger import ArkEntry, Credit, CreditResult, Ledger
+from arkgate.payments.ledger import (
+    ArkEntry,
+    Credit,
+    CreditResult,
+    Ledger,
+    PendingInvoice,
+    PendingReceives,
+    ark_payment_key,
+    lightning_payment_key,
+)
 
 log = structlog.get_logger("arkgate.watcher")
+
+RECEIVES_PER_SYNC = 20  # each sync tick reads at most this many invoice statuses, round robin
+WEBSOCKET_RETRY_S = 30.0  # on the long poll because the WebSocket failed: try it again this often
+MAX_BACKOFF_S = 10.0
+
+
+class WalletNotReadyError(Exception):
+    """barkd reports no wallet fingerprint yet: Ark payments cannot be keyed, so nothing is credited."""
+
+
+class StreamClosedError(ConnectionError):
+    """barkd closed an established notification stream; reconnect (the WebSocket first)."""
 
 
 class PaymentWatcher:
@@ -37,6 +73,9 @@ class PaymentWatcher:
         *,
         reconcile_interval_s: float = 60.0,
         poll_interval_s: float = 2.0,
+        sync_interval_s: float = 1.0,
+        sync_max_interval_s: float = 30.0,
+        audit_interval_s: float = 3600.0,
         on_credit: Callable[[CreditResult, str], None] | None = None,
     ) -> None:
         self.barkd = barkd
@@ -44,43 +83,68 @@ class PaymentWatcher:
         self.events = events
         self.reconcile_interval_s = reconcile_interval_s
         self.poll_interval_s = poll_interval_s
+        self.sync_interval_s = sync_interval_s
+        self.sync_max_interval_s = sync_max_interval_s
+        self.audit_interval_s = audit_interval_s
         self.on_credit = on_credit
         self.mode = "starting"  # websocket | long-poll | polling | offline
         self.connected = False
         self.last_event_at: float | None = None
         self.last_reconcile_at: float | None = None
-        self.wallet_id = "wallet"
+        self.last_sync_at: float | None = None
+        self.wallet_id: str | None = None  # barkd's fingerprint; None until barkd reports one
+        self.websocket_connections = 0
+        self.syncs = 0
         self._known: set[str] = set()
         self._ready = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
+        self._last_movement_id: int | None = None
+        self._status_turn = 0
 
     # --- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
         """Run until cancelled; barkd outages are retried with capped exponential backoff."""
         self._known = await self.ledger.known_payment_keys()
-        periodic = asyncio.create_task(self._periodic_reconcile())
+        helpers = [
+            asyncio.create_task(self._periodic(), name="watcher-periodic"),
+            asyncio.create_task(self._sync_loop(), name="watcher-sync"),
+        ]
         backoff = 0.2
+        first = True
         try:
             while True:
                 try:
-                    fingerprint = await self.barkd.wallet_fingerprint()
-                    self.wallet_id = fingerprint or "wallet"
-                    await self.reconcile()
+                    self.wallet_id = await self._fingerprint()
+                    if first:
+                        await self._audit_if_due()
+                        # The audit's cursor is where the event stream should continue; an event past
+                        # it (a payment while we were down) is a gap and gets a catch-up.
+                        baseline = (await self._read_cursor()).get("movement_id")
+                        if isinstance(baseline, int) and self._last_movement_id is None:
+                            self._last_movement_id = baseline
+                        first = False
                     self.connected = True
                     backoff = 0.2
                     await self._follow()
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # barkd down, restarting, or misbehaving: retry
+                except StreamClosedError:
+                    log.info("watcher.stream_closed", retry_in_s=round(backoff, 2))
+                    self.connected = False
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                except Exception as exc:  # barkd down, restarting, without a wallet, or misbehaving: retry
                     self.connected = False
                     self.mode = "offline"
-                    log.warning("watcher.disconnected", error=type(exc).__name__, retry_in_s=round(backoff, 2))
+                    log.warning("watcher.disconnected", error=repr(exc), retry_in_s=round(backoff, 2))
                     await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
         finally:
-            periodic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await periodic
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def wait_ready(self, timeout_s: float = 10.0) -> bool:
         try:
@@ -89,23 +153,85 @@ class PaymentWatcher:
             return False
         return True
 
-    async def _periodic_reconcile(self) -> None:
+    async def _fingerprint(self) -> str:
+        """barkd's wallet fingerprint; never an invented stand-in (it is part of every Ark payment key)."""
+        fingerprint = await self.barkd.wallet_fingerprint()
+        if not fingerprint:
+            raise WalletNotReadyError("barkd reports no wallet fingerprint yet")
+        return fingerprint
+
+    async def _periodic(self) -> None:
+        """Targeted catch-up, the history audit when due, invoice expiry: each step on its own."""
         while True:
             await asyncio.sleep(self.reconcile_interval_s)
-            with contextlib.suppress(Exception):
-                await self.reconcile()
+            if self.wallet_id is not None:
+                try:
+                    await self.reconcile()
+                except Exception as exc:
+                    log.warning("watcher.reconcile_failed", error=repr(exc))
+                try:
+                    await self._audit_if_due()
+                except Exception as exc:
+                    log.warning("watcher.audit_failed", error=repr(exc))
+            try:
                 await self.ledger.expire_invoices()
+            except Exception as exc:
+                log.warning("watcher.expiry_failed", error=repr(exc))
+
+    # --- sync: what barkd does not do by itself -------------------------------------------
+    def sync_interval_for(self, pending: int) -> float:
+        """Seconds between syncs with ``pending`` receives: short, longer as more are pending, bounded."""
+        steps = max(1, math.ceil(pending / RECEIVES_PER_SYNC))
+        return min(self.sync_max_interval_s, self.sync_interval_s * steps)
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sync_interval_s)
+            if not self.connected:
+                continue  # barkd is down: the follow loop's backoff decides when to try again
+            try:
+                pending = await self.ledger.pending_receives()
+                if not pending:
+                    continue
+                due = self.last_sync_at is None or (
+                    time.monotonic() - self.last_sync_at >= self.sync_interval_for(len(pending))
+                )
+                if due:
+                    await self.sync_pending(pending)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_sync_at = time.monotonic()  # wait a full interval before trying again
+                log.warning("watcher.sync_failed", error=repr(exc))
+
+    async def sync_pending(self, pending: PendingReceives) -> int:
+        """Ask barkd to sync (mailbox, pending receives), then check some pending invoices; returns credits."""
+        self.last_sync_at = time.monotonic()
+        await self.barkd.sync()
+        self.syncs += 1
+        credited = 0
+        invoices = pending.invoices
+        if invoices:
+            start = self._status_turn % len(invoices)
+            turn = (invoices[start:] + invoices[:start])[:RECEIVES_PER_SYNC]
+            self._status_turn = start + len(turn)
+            for invoice in turn:
+                status = await self.barkd.receive_status(invoice.payment_hash)
+                if status.is_paid and lightning_payment_key(invoice.payment_hash) not in self._known:
+                    credited += await self._catch_up_invoice(invoice)
+        return credited
 
     # --- following barkd --------------------------------------------------------------
     async def _follow(self) -> None:
-        """WebSocket first; any failure other than barkd being unreachable falls back to the long poll."""
+        """WebSocket first; if it cannot be opened, the long poll for a while, then the WebSocket again."""
         try:
             await self._follow_websocket()
-            return
+        except StreamClosedError:
+            raise  # it was open: reconnect to the WebSocket, do not settle for the long poll
         except (BarkdError, OSError, websockets.WebSocketException) as exc:
-            log.info("watcher.websocket_unavailable", error=type(exc).__name__)
+            log.info("watcher.websocket_unavailable", error=repr(exc))
         try:
-            await self._follow_long_poll()
+            await self._follow_long_poll(until=time.monotonic() + WEBSOCKET_RETRY_S)
         except BarkdError as exc:
             if exc.http_status != 404:
                 raise
@@ -115,18 +241,23 @@ class PaymentWatcher:
         ticket = await self.barkd.ws_ticket()
         async with websockets.connect(self.barkd.ws_url(ticket), open_timeout=5, ping_interval=20) as socket:
             self.mode = "websocket"
-            # Events between the last reconcile and this connection would be missed otherwise.
-            await self.reconcile()
-            self._ready.set()
-            async for frame in socket:
-                await self.handle_notification(json.loads(frame))
-        raise ConnectionError("barkd closed the notification stream")
+            self.websocket_connections += 1
+            try:
+                # A (re)connection is a gap: catch up on what happened while we were not listening.
+                await self.reconcile()
+                self._ready.set()
+                async for frame in socket:
+                    await self.handle_notification(json.loads(frame))
+            except (OSError, websockets.WebSocketException) as exc:
+                raise StreamClosedError(f"the notification stream broke: {exc!r}") from exc
+        raise StreamClosedError("barkd closed the notification stream")
 
-    async def _follow_long_poll(self) -> None:
+    async def _follow_long_poll(self, *, until: float) -> None:
+        """The long poll, until ``until`` (monotonic); then back to the caller, which retries the WebSocket."""
         self.mode = "long-poll"
         since: str | None = None
         first = True
-        while True:
+        while time.monotonic() < until:
             notifications, last = await self.barkd.wait_notifications(since)
             if first:
                 await self.reconcile()
@@ -137,12 +268,12 @@ class PaymentWatcher:
             since = last or since
 
     async def _poll_history(self) -> None:
-        """barkd 0.1.x: no long poll; history is cheap to re-read, and crediting is idempotent."""
+        """barkd 0.1.x: no long poll and no history filter; read history past the cursor each time."""
         self.mode = "polling"
         self._ready.set()
         while True:
             await asyncio.sleep(self.poll_interval_s)
-            await self.reconcile()
+            await self.audit_history()
 
     # --- events -----------------------------------------------------------------------
     async def handle_notification(self, notification: dict[str, Any]) -> None:
@@ -150,10 +281,21 @@ class PaymentWatcher:
         self.last_event_at = time.monotonic()
         log.debug("watcher.event", type=kind)
         if kind in ("movement-created", "movement-updated") and isinstance(notification.get("movement"), dict):
-            await self.handle_movement(parse_movement(notification["movement"]))
+            movement = parse_movement(notification["movement"])
+            gap = kind == "movement-created" and self._is_gap(movement.id)
+            await self.handle_movement(movement)
+            if gap:  # movement ids only grow by one: an event for the ones between went missing
+                log.info("watcher.gap", movement_id=movement.id)
+                await self.reconcile()
         elif kind == "channel-lagging":
             log.info("watcher.lagging")
             await self.reconcile()
+
+    def _is_gap(self, movement_id: int) -> bool:
+        last = self._last_movement_id
+        if last is None or movement_id > last:
+            self._last_movement_id = movement_id
+        return last is not None and movement_id > last + 1
 
     async def handle_movement(self, movement: Movement) -> list[CreditResult]:
         if movement.status != "successful":
@@ -165,11 +307,13 @@ class PaymentWatcher:
         return []
 
     async def _credit_ark(self, movement: Movement) -> list[CreditResult]:
+        if self.wallet_id is None:
+            return []  # not keyable yet; the catch-up after barkd reports its fingerprint credits it
         per_address: dict[str, int] = {}
         for destination in movement.received_on:
             if destination.type == "ark":
                 per_address[destination.value] = per_address.get(destination.value, 0) + destination.amount_sats
-        keys = {f"ark:{self.wallet_id}:{movement.id}:{address}" for address in per_address}
+        keys = {ark_payment_key(self.wallet_id, movement.id, address) for address in per_address}
         if not per_address or keys <= self._known:
             return []
         results = await self.ledger.credit_ark_movement(
@@ -185,7 +329,8 @@ class PaymentWatcher:
         return results
 
     async def _credit_lightning(self, movement: Movement) -> list[CreditResult]:
-        key = f"ln:{movement.payment_hash}"
+        assert movement.payment_hash is not None
+        key = lightning_payment_key(movement.payment_hash)
         if key in self._known:
             return []
         # What the payer paid: the invoice amount (gross); barkd's receive fee is the merchant's cost.
@@ -229,16 +374,77 @@ class PaymentWatcher:
                 },
             )
 
-    # --- reconcile ----------------------------------------------------------------------
+    # --- catch-up and audit ---------------------------------------------------------------
     async def reconcile(self) -> int:
-        """Re-read barkd's history once and credit whatever was missed; returns credits made."""
+        """Targeted catch-up: barkd's history per pending invoice and awaiting address; returns credits made.
+
+        barkd without history filters (0.1.x) gets the audit instead (history past the cursor).
+        """
+        if self.barkd.lacks_history_filter:
+            return await self.audit_history()
         async with self._reconcile_lock:
+            pending = await self.ledger.pending_receives()
             credited = 0
-            movements = await self.barkd.history()
-            for movement in sorted(movements, key=lambda m: m.id):
-                results = await self.handle_movement(movement)
-                credited += sum(1 for r in results if r.credited)
+            for invoice in pending.invoices:
+                credited += await self._catch_up_invoice(invoice)
+            for address in pending.addresses:
+                credited += await self._credit_all(await self.barkd.history(type_="ark", value=address))
             self.last_reconcile_at = time.monotonic()
-            if credited:
-                log.info("watcher.reconciled", credited=credited)
-            return credited
+        if credited:
+            log.info("watcher.reconciled", credited=credited)
+        return credited
+
+    async def _catch_up_invoice(self, invoice: PendingInvoice) -> int:
+        return await self._credit_all(await self.barkd.history(type_="invoice", value=invoice.bolt11))
+
+    async def _credit_all(self, movements: list[Movement]) -> int:
+        credited = 0
+        for movement in sorted(movements, key=lambda m: m.id):
+            credited += sum(1 for r in await self.handle_movement(movement) if r.credited)
+        return credited
+
+    def _cursor_name(self) -> str:
+        return f"history:{self.wallet_id}"
+
+    async def _audit_if_due(self) -> None:
+        stored = await self._read_cursor()
+        audited_at = stored.get("audited_at")
+        if isinstance(audited_at, str):
+            age_s = (datetime.now(UTC) - datetime.fromisoformat(audited_at)).total_seconds()
+            if age_s < self.audit_interval_s:
+                return
+        await self.audit_history()
+
+    async def _read_cursor(self) -> dict[str, Any]:
+        if self.wallet_id is None:
+            return {}
+        raw = await self.ledger.cursor(self._cursor_name())
+        try:
+            value = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    async def audit_history(self) -> int:
+        """Read barkd's whole history once and credit movements past the stored cursor; returns credits.
+
+        The cursor stops below the oldest movement still pending, so a Lightning receive that
+        settles later is read again.
+        """
+        if self.wallet_id is None:
+            return 0
+        async with self._reconcile_lock:
+            cursor = int((await self._read_cursor()).get("movement_id") or 0)
+            movements = [m for m in await self.barkd.history() if m.id > cursor]
+            credited = await self._credit_all(movements)
+            pending = [m.id for m in movements if m.status == "pending"]
+            if pending:
+                cursor = min(pending) - 1
+            elif movements:
+                cursor = max(m.id for m in movements)
+            value = {"movement_id": cursor, "audited_at": datetime.now(UTC).isoformat()}
+            await self.ledger.set_cursor(self._cursor_name(), json.dumps(value))
+            self.last_reconcile_at = time.monotonic()
+        if credited:
+            log.info("watcher.audited", credited=credited, cursor=cursor)
+        return credited

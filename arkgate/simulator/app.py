@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,12 @@ def _humantime_seconds(text: str) -> int:
     return total
 
 
+def _request_key(request: Request) -> str:
+    """``METHOD path``, plus the query's parameter names (``?type&value``) so filtered reads count apart."""
+    names = sorted(set(request.query_params.keys()))
+    return f"{request.method} {request.url.path}" + (f"?{'&'.join(names)}" if names else "")
+
+
 class SimulatorApp:
     """ASGI entry point; one instance per running simulator."""
 
@@ -84,6 +91,7 @@ class SimulatorApp:
         self.token = load_or_create_token(state_dir)
         self.faults = Faults()
         self.bus = NotificationBus()
+        self.request_counts: Counter[str] = Counter()  # /_sim/requests: what a client asked barkd
         self.store = Store(state_dir / DB_FILE)
         self.wallet = Wallet(self.store, config, self.bus, self.faults)
         self.router = Router()
@@ -130,6 +138,7 @@ class SimulatorApp:
                     return Response(status_code=405) if exists else json_response(f"unknown control {path}", 404)
                 request.scope["path_params"] = params
                 return await route.handler(request)
+            self.request_counts[_request_key(request)] += 1
             if self.faults.latency_ms:
                 await asyncio.sleep(self.faults.latency_ms / 1000)
             route, params, exists = self.router.match(request.method, path)
@@ -231,7 +240,7 @@ class SimulatorApp:
         # -- wallet ----------------------------------------------------------------------
         @add("GET", "/wallet")
         async def wallet_exists(request: Request) -> Response:
-            return json_response({"fingerprint": w.fingerprint()})
+            return json_response({"fingerprint": None if self.faults.hide_fingerprint else w.fingerprint()})
 
         @add("POST", "/wallet/create")
         async def wallet_create(request: Request) -> Response:

@@ -69,6 +69,7 @@ class Faults:
     lightning_send_fail: bool = False
     ws_paused: bool = False
     fail_rounds: str | None = None  # "failed" or "canceled": the next rounds end that way
+    hide_fingerprint: bool = False  # GET /wallet answers {"fingerprint": null}, as a wallet still loading
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -81,4 +82,5 @@ class Faults:
             "lightning_send_fail": self.lightning_send_fail,
             "ws_paused": self.ws_paused,
             "fail_rounds": self.fail_rounds,
+            "hide_fingerprint": self.hide_fingerprint,
         }

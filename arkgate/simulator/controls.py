@@ -30,6 +30,7 @@ _FAULT_FIELDS = {
     "fail_rounds": (str, type(None)),
     "drop_notifications": int,
     "duplicate_notifications": int,
+    "hide_fingerprint": bool,
 }
 
 
@@ -168,6 +169,29 @@ def add_control_routes(router: Router, sim: SimulatorApp) -> None:
         summary["ws_subscribers"] = len(sim.bus.subscribers)
         summary["last_send_request"] = sim.last_send_request
         return summary
+
+    @control("GET", "requests")
+    async def requests(request: Request) -> dict[str, Any]:
+        """barkd API requests served so far, per ``METHOD path`` (``?type&value`` when filtered)."""
+        return {"counts": dict(sim.request_counts), "total": sum(sim.request_counts.values())}
+
+    @control("POST", "requests/reset")
+    async def reset_requests(request: Request) -> dict[str, Any]:
+        sim.request_counts.clear()
+        return {"counts": {}, "total": 0}
+
+    @control("POST", "drop-websockets")
+    async def drop_websockets(request: Request) -> dict[str, Any]:
+        """Close every notification WebSocket now (clients must reconnect), keeping the event buffer."""
+        return {"dropped": sim.bus.drop_subscribers()}
+
+    @control("POST", "seed-history")
+    async def seed_history(request: Request) -> dict[str, Any]:
+        """Add ``count`` old, finished outgoing movements at once (no notifications): a long history."""
+        count = _int(await _body(request), "count")
+        if count < 1 or count > 100_000:
+            raise ControlError("`count` must be between 1 and 100000")
+        return wallet.seed_history(count)
 
     @control("POST", "restart")
     async def restart(request: Request) -> dict[str, Any]:

@@ -94,6 +94,14 @@ class NotificationBus:
             sub.wakeup.set()
         self.subscribers.clear()
 
+    def drop_subscribers(self) -> int:
+        """Close every WebSocket subscriber (they see the server end the stream); returns how many."""
+        dropped = len(self.subscribers)
+        for sub in self.subscribers:
+            sub.wakeup.set()
+        self.subscribers.clear()
+        return dropped
+
     def close(self) -> None:
         """Wake every waiter; they answer 500 "Notification manager stopped"."""
         self.closed = True

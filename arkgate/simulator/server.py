@@ -128,6 +128,20 @@ class SimulatorServer:
     def fund_onchain(self, amount_sat: int) -> dict[str, Any]:
         return self._control("fund-onchain", {"amount_sat": amount_sat})
 
+    def requests(self) -> dict[str, int]:
+        """barkd API requests served since the last reset, per ``METHOD path[?params]``."""
+        result: dict[str, int] = self._client.get(f"{self.url}/_sim/requests").json()["counts"]
+        return result
+
+    def reset_requests(self) -> None:
+        self._control("requests/reset")
+
+    def drop_websockets(self) -> int:
+        return int(self._control("drop-websockets")["dropped"])
+
+    def seed_history(self, count: int) -> dict[str, Any]:
+        return self._control("seed-history", {"count": count})
+
     def state(self) -> dict[str, Any]:
         result: dict[str, Any] = self._client.get(f"{self.url}/_sim/state").json()
         return result

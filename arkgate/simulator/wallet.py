@@ -32,6 +32,22 @@ class Wallet(OnchainMixin, LightningMixin, PaymentsMixin, RoundsMixin, ExitsMixi
                 self.deliver_mailbox()
                 self.drive_all_receives()
 
+    def seed_history(self, count: int) -> dict[str, Any]:
+        """Control: ``count`` old outgoing arkoor payments, recorded without notifications (a long history)."""
+        with self.store.transaction():
+            self.require_wallet()
+            for _ in range(count):
+                self.create_movement(
+                    name="bark.arkoor",
+                    kind="send",
+                    status="successful",
+                    intended_sat=-1000,
+                    effective_sat=-1000,
+                    sent_to=[{"destination": {"type": "ark", "value": "tark1seeded"}, "amount_sat": 1000}],
+                    notify=False,
+                )
+            return {"movements": self.store.count("movements")}
+
     def sync_mailbox(self) -> dict[str, int]:
         with self.store.transaction():
             self.require_wallet()

@@ -1,7 +1,8 @@
-"""The gateway killed (SIGKILL) between barkd settling a payment and the credit commit."""
+"""The gateway killed (SIGKILL): between barkd settling a payment and the credit commit, and during paid calls."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,8 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.conftest import wait_for
+from arkgate.db.engine import Database
+from arkgate.payments.ledger import Ledger
+from tests.ai_backends.fixtures import ai_overrides, running_backend
+from tests.conftest import offline_defaults, wait_for
+from tests.databases import backends, scratch_database
+from tests.upstreams import UpstreamServer, upstream_server_fixture  # noqa: F401
+
+
+@pytest.fixture
+def ai_backend() -> Any:
+    yield from running_backend()
 
 
 def free_port() -> int:
@@ -23,18 +35,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def setting_env(values: dict[str, Any]) -> dict[str, str]:
+    """Settings as the ARKGATE_* variables a separate gateway process reads (lists comma-separated)."""
+    env = {}
+    for name, value in values.items():
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        env[f"ARKGATE_{name.upper()}"] = str(value)
+    return env
+
+
 class GatewayProcess:
-    def __init__(self, data_dir: Path, simulator: Any) -> None:
+    def __init__(self, data_dir: Path, simulator: Any = None, **settings: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = data_dir / "gateway.log"
+        # The audit hook does not reach a child process: point every outside service at loopback.
+        values: dict[str, Any] = {**offline_defaults(), "payment_mode": "free"}
+        if simulator is not None:
+            values.update(
+                payment_mode="barkd",
+                barkd_url=simulator.url,
+                barkd_token_file=simulator.state_dir / "auth_token",
+            )
+        values.update(settings)
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("ARKGATE_")},
+            **setting_env(values),
             "ARKGATE_PORT": str(self.port),
             "ARKGATE_DATA_DIR": str(data_dir),
-            "ARKGATE_BARKD_URL": simulator.url,
-            "ARKGATE_BARKD_TOKEN_FILE": str(simulator.state_dir / "auth_token"),
-            "ARKGATE_PAYMENT_MODE": "barkd",
             "ARKGATE_RATE_LIMITS": "off",
             "ARKGATE_LOG_LEVEL": "debug",
             "PYTHONUNBUFFERED": "1",
@@ -107,3 +137,131 @@ async def test_sigkill_before_the_credit_commits_then_restart_credits_exactly_on
     finally:
         if gateway.process and gateway.process.poll() is None:
             gateway.kill()
+
+
+# --- calls in flight ------------------------------------------------------------------------------
+COINGECKO = "/api/v3/simple/price"
+FLAT = ("btc-price", "GET", {"currencies": "USD"})
+METERED = ("ai-chat", "POST", {"prompt": "Say hi", "max_tokens": 50})
+STREAMED = ("ai-chat", "POST", {"prompt": "Say hi", "max_tokens": 50, "stream": True})
+
+
+def auth(token: str, key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+
+
+def paid_call(client: httpx.AsyncClient, call: tuple[str, str, dict[str, Any]], token: str) -> Any:
+    endpoint, method, payload = call
+    if method == "GET":
+        return client.get(f"/api/{endpoint}", params=payload, headers=auth(token, f"crash-{endpoint}-{method}"))
+    key = f"crash-{endpoint}-{'stream' if payload.get('stream') else 'plain'}"
+    return client.post(f"/api/{endpoint}", json=payload, headers=auth(token, key))
+
+
+async def receipts(gateway: GatewayProcess, token: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        response = await client.get("/v1/sessions/me/calls", headers={"Authorization": f"Bearer {token}"})
+        return list(response.json()["calls"])
+
+
+async def balance(gateway: GatewayProcess, token: str) -> int:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        response = await client.get("/v1/balance", headers={"Authorization": f"Bearer {token}"})
+        return int(response.json()["balance_sats"])
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_sigkill_during_flat_metered_and_streaming_calls_refunds_each_once_and_retries_run(
+    backend, tmp_path, upstream_server, ai_backend
+):
+    upstream_server.hang(COINGECKO, times=1)  # the first flat call waits on its upstream
+    upstream_server.serve_file(COINGECKO, "coingecko/simple_price.json")
+    ai_backend.stream_mode, ai_backend.stream_cut = "hold", 3  # the stream stops after 3 tokens
+    async with scratch_database(backend, str(tmp_path / "data" / "arkgate.sqlite3")) as url:
+        gateway = GatewayProcess(
+            tmp_path / "data",
+            database_url=url,
+            coingecko_url=f"{upstream_server.url}/api/v3",
+            btc_price_providers=["coingecko"],
+            btc_price_timeout_s=60,
+            **ai_overrides(ai_backend),
+        )
+        gateway.start()
+        tokens: dict[tuple[str, str, Any], str] = {}
+        try:
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+                for call in (FLAT, METERED, STREAMED):
+                    created = (await client.post("/v1/sessions", json={"amount_sats": 1000})).json()
+                    tokens[_name(call)] = created["token"]
+                before = {name: await balance(gateway, token) for name, token in tokens.items()}
+
+                # The stream first, until tokens flow; then the flat call and a held metered one.
+                streamed: list[str] = []
+
+                async def stream() -> None:
+                    endpoint, _, payload = STREAMED
+                    headers = auth(tokens[_name(STREAMED)], "crash-ai-chat-stream")
+                    async with client.stream("POST", f"/api/{endpoint}", json=payload, headers=headers) as r:
+                        async for line in r.aiter_lines():
+                            streamed.append(line)
+
+                in_flight = [asyncio.create_task(stream())]
+                await wait_for(lambda: streamed.count("event: delta") >= 3)
+                ai_backend.hold_chat = True
+                in_flight.append(asyncio.create_task(paid_call(client, FLAT, tokens[_name(FLAT)])))
+                in_flight.append(asyncio.create_task(paid_call(client, METERED, tokens[_name(METERED)])))
+                await wait_for(lambda: upstream_server.hits(COINGECKO) == 1 and ai_backend.chat_arrived == 2)
+                for name, token in tokens.items():
+                    calls = await receipts(gateway, token)
+                    assert [c["status"] for c in calls] == ["in_flight"], (name, calls)
+                    assert await balance(gateway, token) < before[name]  # debited before the work
+
+                gateway.kill()
+                await asyncio.gather(*in_flight, return_exceptions=True)
+                ai_backend.hold_chat, ai_backend.stream_mode = False, "ok"
+                ai_backend.release()
+
+                gateway.start()  # the start-up sweep refunds what the dead process left in flight
+                for name, token in tokens.items():
+                    assert await balance(gateway, token) == before[name], name
+                    (call,) = await receipts(gateway, token)
+                    assert call["status"] == "interrupted", (name, call)
+                    assert call["refund_reason"] == "interrupted"
+                    assert call["refunded_sats"] == call["charged_sats"] > 0
+                await _assert_ledger_consistent(url)
+
+                # Retries with the same Idempotency-Key run now, and are charged once.
+                for call in (FLAT, METERED):
+                    retry = await paid_call(client, call, tokens[_name(call)])
+                    assert retry.status_code == 200, retry.text
+                    assert "Idempotent-Replayed" not in retry.headers
+                    assert (
+                        await balance(gateway, tokens[_name(call)]) == before[_name(call)] - retry.json()["cost_sats"]
+                    )
+                    replay = await paid_call(client, call, tokens[_name(call)])
+                    assert replay.headers.get("Idempotent-Replayed") == "true"
+                streamed.clear()
+                await stream()
+                assert "event: done" in streamed, streamed  # the retried stream ran to its end
+                for name, token in tokens.items():
+                    calls = await receipts(gateway, token)
+                    assert [c["status"] for c in calls] == ["ok", "interrupted"], (name, calls)
+                    kept = sum(c["cost_sats"] for c in calls)
+                    assert kept == calls[0]["cost_sats"] > 0  # charged once: only the retry kept sats
+                    assert await balance(gateway, token) == before[name] - kept
+                await _assert_ledger_consistent(url)
+        finally:
+            if gateway.process and gateway.process.poll() is None:
+                gateway.kill()
+
+
+def _name(call: tuple[str, str, dict[str, Any]]) -> tuple[str, str, Any]:
+    return (call[0], call[1], bool(call[2].get("stream")))
+
+
+async def _assert_ledger_consistent(url: str) -> None:
+    database = Database(url)
+    try:
+        assert await Ledger(database, session_ttl_s=60, group_commit=False).inconsistent_sessions() == []
+    finally:
+        await database.dispose()

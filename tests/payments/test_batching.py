@@ -1,0 +1,46 @@
+"""SQLite group commit: one failing operation never commits half of itself, nor takes the others down."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from arkgate.db import migrate
+from arkgate.db import tables as t
+from arkgate.db.engine import Database
+from arkgate.errors import InputError
+from arkgate.payments.batching import GroupCommit
+
+
+def write(name: str, *, then_raise: Exception | None = None) -> object:
+    def operation(conn: Connection) -> str:
+        conn.execute(insert(t.watcher_cursors).values(name=name, value="1"))
+        if then_raise is not None:
+            raise then_raise
+        return name
+
+    return operation
+
+
+async def test_a_batch_keeps_each_operation_whole(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'batch.sqlite3'}")
+    await migrate.upgrade(database)
+    group = GroupCommit(database.sqlite_path, asyncio.Lock())
+    try:
+        outcomes = await asyncio.gather(
+            group.run(write("first")),
+            group.run(write("broken", then_raise=RuntimeError("disk hiccup"))),  # wrote, then failed
+            group.run(write("guarded", then_raise=InputError("no")), savepoint=True),
+            group.run(write("last")),
+            return_exceptions=True,
+        )
+        assert outcomes[0] == "first" and outcomes[3] == "last"
+        assert isinstance(outcomes[1], RuntimeError) and isinstance(outcomes[2], InputError)
+        async with database.read() as conn:
+            names = {row.name for row in await conn.execute(select(t.watcher_cursors.c.name))}
+        assert names == {"first", "last"}  # neither failed operation left a partial write
+    finally:
+        group.close()
+        await database.dispose()

@@ -95,6 +95,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "data_dir": tmp_path / "data",
             "payment_mode": "free",
             "rate_limits": "off",
+            # One test client is one IP: tests of the per-IP bound on unfunded sessions set it themselves.
+            "max_unfunded_sessions_per_ip": 0,
             "network": "signet",
             **offline_defaults(),
         }

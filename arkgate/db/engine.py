@@ -57,6 +57,12 @@ class Database:
         else:
             # Up to 2 x pool_size connections per process: N instances x workers must fit the server's limit.
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+            if self.url.startswith("mysql"):
+                # InnoDB's default REPEATABLE READ gap-locks the range a DELETE or SELECT finds empty; two
+                # charges of different sessions inserting their Idempotency-Key into that gap then deadlock.
+                # READ COMMITTED (PostgreSQL's default) keeps row locks only; every money rule is a
+                # conditional write on one row, so it needs nothing stronger.
+                kwargs["isolation_level"] = "READ COMMITTED"
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

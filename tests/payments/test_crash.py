@@ -210,7 +210,9 @@ async def test_sigkill_during_flat_metered_and_streaming_calls_refunds_each_once
                 ai_backend.hold_chat = True
                 in_flight.append(asyncio.create_task(paid_call(client, FLAT, tokens[_name(FLAT)])))
                 in_flight.append(asyncio.create_task(paid_call(client, METERED, tokens[_name(METERED)])))
-                await wait_for(lambda: upstream_server.hits(COINGECKO) == 1 and ai_backend.chat_arrived == 2)
+                await wait_for(
+                    lambda: upstream_server.hits(COINGECKO) == 1 and ai_backend.chat_arrived == 2, timeout_s=30
+                )
                 for name, token in tokens.items():
                     calls = await receipts(gateway, token)
                     assert [c["status"] for c in calls] == ["in_flight"], (name, calls)

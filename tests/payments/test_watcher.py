@@ -101,7 +101,10 @@ async def test_a_restart_with_5000_old_history_entries_costs_what_is_pending(pai
         async with paid_gateway_factory(**QUIET) as gw:
             assert await gw.runtime.watcher.wait_ready(10)
             counts = simulator.requests()
-        return counts
+        # The operator monitor (a leader job) reads the wallet's state once per check, whenever its lease
+        # starts: what it reads does not depend on the history and is not the watcher's cost.
+        monitor = ("/bitcoin/tip", "/wallet/ark-info", "/wallet/vtxos", "/wallet/rounds", "/exits/", "balance")
+        return {path: n for path, n in counts.items() if not any(part in path for part in monitor)}
 
     short = await restart_counting()
     simulator.seed_history(5000)

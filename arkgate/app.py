@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         session_ttl_s=settings.session_ttl_s,
         unpaid_ttl_s=settings.unpaid_session_ttl_s,
         idempotency_ttl_s=settings.idempotency_ttl_s,
-        instance_id=load_instance_id(settings.data_dir),
+        instance_id=load_instance_id(settings.data_dir, per_process=settings.workers > 1),
     )
     sweeper = CallSweeper(ledger, interval_s=settings.call_sweep_interval_s)
     rt = Runtime(

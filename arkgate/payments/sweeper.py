@@ -14,6 +14,7 @@ conditional claim on the in-flight row (``charging.apply_settlement``), so one w
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from pathlib import Path
 
@@ -27,8 +28,15 @@ log = structlog.get_logger("arkgate.sweeper")
 INSTANCE_FILE = "instance-id"
 
 
-def load_instance_id(data_dir: Path) -> str:
-    """This installation's stable id (kept in ``data_dir``), so a restart recognises its own calls."""
+def load_instance_id(data_dir: Path, *, per_process: bool = False) -> str:
+    """This installation's stable id (kept in ``data_dir``), so a restart recognises its own calls.
+
+    ``per_process``: worker processes share one ``data_dir``, and a worker the supervisor restarts
+    must not take its live siblings' calls for its own; each gets the id plus its PID, and a dead
+    worker's calls are swept once past their deadline instead of at once.
+    """
+    if per_process:
+        return f"{load_instance_id(data_dir)[:48]}-{os.getpid()}"
     path = data_dir / INSTANCE_FILE
     try:
         existing = path.read_text().strip()

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from hypothesis import settings as hypothesis_settings
 
 from arkgate.app import create_app
 from arkgate.settings import Settings
@@ -43,6 +44,10 @@ def _loopback_only(event: str, args: tuple[Any, ...]) -> None:
 
 
 sys.addaudithook(_loopback_only)
+
+# No timing thresholds in tests: Hypothesis's per-example deadline fails on a busy machine, not on a bug.
+hypothesis_settings.register_profile("arkgate", deadline=None)
+hypothesis_settings.load_profile("arkgate")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -20,7 +20,7 @@ from arkgate.api.sessions import _json_body_schema, key_view, lenient_body
 from arkgate.db.engine import utcnow
 from arkgate.errors import ConflictError, InputError, NotFoundError
 from arkgate.payments import subkeys
-from arkgate.payments.ledger import hash_token, new_token
+from arkgate.payments.ledger import SessionInfo, hash_token, new_token
 
 router = APIRouter(tags=["session"])
 
@@ -52,19 +52,8 @@ def _validate_allowed(rt: Runtime, allowed: list[str] | None) -> tuple[str, ...]
     return tuple(dict.fromkeys(allowed))
 
 
-@router.post(
-    "/v1/sessions/me/keys",
-    status_code=201,
-    summary="Create a capped sub-key that spends from this session",
-    openapi_extra=_json_body_schema(CreateKey),
-)
-async def create_key(request: Request) -> Response:
-    rt = runtime(request)
-    session = await require_parent(request, rt.ledger, "create keys")
-    try:
-        body: CreateKey = await lenient_body(request, CreateKey)
-    except ValidationError as exc:
-        raise InputError(validation_message(exc)) from None
+async def create_sub_key(rt: Runtime, session: SessionInfo, body: CreateKey) -> dict[str, Any]:
+    """Create a sub-key of ``session``; shared by the HTTP API and MCP. The answer holds its token, once."""
     allowed = _validate_allowed(rt, body.allowed)
     if session.funded_at is None:
         raise ConflictError("fund the session before creating keys for it")
@@ -84,8 +73,23 @@ async def create_key(request: Request) -> Response:
             expires_at=None if body.expires_in is None else now + timedelta(seconds=body.expires_in),
         ),
     )
-    created: dict[str, Any] = {"token": token, **key_view(key, now)}
-    return json_response(created, 201)
+    return {"token": token, **key_view(key, now)}
+
+
+@router.post(
+    "/v1/sessions/me/keys",
+    status_code=201,
+    summary="Create a capped sub-key that spends from this session",
+    openapi_extra=_json_body_schema(CreateKey),
+)
+async def create_key(request: Request) -> Response:
+    rt = runtime(request)
+    session = await require_parent(request, rt.ledger, "create keys")
+    try:
+        body: CreateKey = await lenient_body(request, CreateKey)
+    except ValidationError as exc:
+        raise InputError(validation_message(exc)) from None
+    return json_response(await create_sub_key(rt, session, body), 201)
 
 
 @router.get("/v1/sessions/me/keys", summary="The session's sub-keys")

@@ -97,9 +97,12 @@ def utc_day(instant: datetime) -> str:
 
 def scoped_idempotency_key(key_id: str | None, key: str) -> str:
     """A sub-key's Idempotency-Keys live apart from its session's and siblings' (no replay across keys)."""
-    if key_id is None:
-        return key
-    return f"{key_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+    return key if key_id is None else key_id + idempotency_scope_suffix(key)
+
+
+def idempotency_scope_suffix(key: str) -> str:
+    """What follows the sub-key's id in its scoped key (hashed: the column holds 255 characters)."""
+    return ":" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)

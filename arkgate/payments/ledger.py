@@ -643,12 +643,11 @@ class Ledger:
                 sub = t.session_keys
                 row = (
                     await conn.execute(
-                        select(*columns, sub.c.key_id)
+                        select(*columns)
                         .select_from(t.idempotency_keys.join(sub, sub.c.session_id == t.idempotency_keys.c.session_id))
                         .where(
                             sub.c.token_hash == token_hash,
-                            t.idempotency_keys.c.idem_key
-                            == sub.c.key_id + (":" + hashlib.sha256(key.encode()).hexdigest()),
+                            t.idempotency_keys.c.idem_key == sub.c.key_id + charging.idempotency_scope_suffix(key),
                             t.idempotency_keys.c.created_at >= cutoff,
                         )
                     )

@@ -25,14 +25,19 @@ from arkgate.payments.ledger import SessionInfo, hash_token, new_token
 router = APIRouter(tags=["session"])
 
 MAX_EXPIRES_IN_S = 366 * 86400
+MAX_CAP_SATS = 21_000_000 * 100_000_000  # every bitcoin there will be; keeps the counters in a BIGINT
 
 
 class CreateKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str = Field("", max_length=100, description="A name for the key, shown on receipts.")
-    cap_sats: int | None = Field(None, ge=1, description="The most the key may ever spend; null: no total cap.")
-    daily_cap_sats: int | None = Field(None, ge=1, description="The most the key may spend per UTC day; null: none.")
+    cap_sats: int | None = Field(
+        None, ge=1, le=MAX_CAP_SATS, description="The most the key may ever spend; null: no total cap."
+    )
+    daily_cap_sats: int | None = Field(
+        None, ge=1, le=MAX_CAP_SATS, description="The most the key may spend per UTC day; null: none."
+    )
     allowed: list[str] | None = Field(
         None, max_length=200, description="Endpoint ids or categories the key may call; null: every endpoint."
     )

@@ -100,7 +100,15 @@ async def test_an_endpoint_outside_the_allowed_list_is_refused_at_no_cost(gatewa
 
 async def test_unknown_allowed_names_and_bad_limits_are_refused(gateway):
     parent = await gateway.new_session(100)
-    for body in ({"allowed": ["no-such-endpoint"]}, {"cap_sats": 0}, {"cap_sats": "ten"}, {"surprise": 1}):
+    for body in (
+        {"allowed": ["no-such-endpoint"]},
+        {"cap_sats": 0},
+        {"cap_sats": "ten"},
+        {"daily_cap_sats": 10**30},
+        {"expires_in": -5},
+        {"label": "x" * 101},
+        {"surprise": 1},
+    ):
         response = await gateway.client.post("/v1/sessions/me/keys", json=body, headers=bearer(parent))
         assert response.status_code == 400, (body, response.text)
         assert response.json()["success"] is False

@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from arkgate.api import compat, health, metering, public, sessions
+from arkgate.api import compat, health, keys, metering, public, sessions
 from arkgate.api.cors import PublicCors
 from arkgate.api.envelope import install_error_handlers
 from arkgate.api.metrics import Metrics
@@ -148,6 +148,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(public.router)
     app.include_router(sessions.router)
+    app.include_router(keys.router)
     app.include_router(compat.router)
     for endpoint in rt.catalog:
         app.add_api_route(

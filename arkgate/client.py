@@ -112,6 +112,45 @@ class ArkgateClient:
     def top_up(self, amount_sats: int) -> dict[str, Any]:
         return self._request("POST", "/v1/sessions/topup", json={"amount_sats": amount_sats})  # type: ignore[no-any-return]
 
+    # --- sub-keys ---------------------------------------------------------------------------
+    def create_key(
+        self,
+        *,
+        label: str = "",
+        cap_sats: int | None = None,
+        daily_cap_sats: int | None = None,
+        allowed: list[str] | None = None,
+        expires_in: int | None = None,
+    ) -> dict[str, Any]:
+        """A sub-key that spends from this session within the given caps; its ``token`` is shown once.
+
+        Hand the token to another agent: ``ArkgateClient(url, key["token"])``. ``allowed`` names
+        endpoint ids or categories; ``expires_in`` is in seconds.
+        """
+        body = {
+            "label": label,
+            "cap_sats": cap_sats,
+            "daily_cap_sats": daily_cap_sats,
+            "allowed": allowed,
+            "expires_in": expires_in,
+        }
+        return self._request("POST", "/v1/sessions/me/keys", json=body)  # type: ignore[no-any-return]
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """The session's sub-keys with what each has spent (never their tokens)."""
+        return self._request("GET", "/v1/sessions/me/keys")["keys"]  # type: ignore[no-any-return]
+
+    def key(self, key_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/sessions/me/keys/{key_id}")  # type: ignore[no-any-return]
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke a sub-key at once: its next call is refused with 401."""
+        return self._request("DELETE", f"/v1/sessions/me/keys/{key_id}")  # type: ignore[no-any-return]
+
+    def calls(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Receipts of recent calls, newest first, each naming the sub-key that spent it (``key_id``)."""
+        return self._request("GET", "/v1/sessions/me/calls", params={"limit": limit})["calls"]  # type: ignore[no-any-return]
+
     def wait_for_funding(
         self,
         min_sats: int = 1,

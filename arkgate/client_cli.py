@@ -92,6 +92,35 @@ def call(
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
+def create_key(
+    url: str = typer.Option("http://127.0.0.1:8080", "--url", envvar="ARKGATE_URL", help="Gateway base URL."),
+    token: str = typer.Option(..., "--token", envvar="ARKGATE_TOKEN", help="The session's own token."),
+    label: str = typer.Option("", "--label", help="A name for the key, shown on receipts."),
+    cap: int | None = typer.Option(None, "--cap", help="The most the key may ever spend, in sats."),
+    daily_cap: int | None = typer.Option(None, "--daily-cap", help="The most it may spend per UTC day, in sats."),
+    allow: list[str] | None = typer.Option(
+        None, "--allow", help="An endpoint id or category the key may call (repeat it; default: all)."
+    ),
+    expires_in: int | None = typer.Option(None, "--expires-in", help="Seconds until the key expires."),
+) -> None:
+    """Create a capped sub-key of a session and print it (its token is shown only this once)."""
+    with ArkgateClient(url, token) as client:
+        try:
+            key = client.create_key(
+                label=label, cap_sats=cap, daily_cap_sats=daily_cap, allowed=allow or None, expires_in=expires_in
+            )
+        except ArkgateAPIError as exc:
+            _fail(f"HTTP {exc.status}: {_message(exc)}", _api_hint(exc.status))
+        except httpx.HTTPError as exc:
+            reason = "connection refused" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
+            _fail(
+                f"cannot reach the gateway at {url}: {reason}",
+                "start it (make demo, arkgate serve) or set --url / ARKGATE_URL",
+            )
+    _err(f"Sub-key token: {key['token']}  (shown once; hand it to the agent as its --token)")
+    typer.echo(json.dumps(key, indent=2, ensure_ascii=False))
+
+
 def _fail(message: str, hint: str, *, code: int = 1) -> NoReturn:
     _err(f"Error: {message}. Hint: {hint}")
     raise typer.Exit(code)
@@ -106,6 +135,7 @@ def _api_hint(status: int) -> str:
     return {
         400: "check --json against the endpoint's fields (GET /openapi.json)",
         401: "the token is unknown or expired: leave out --token to open a new session",
+        403: "a sub-key cannot do this: use the session's own token",
         404: "see GET /v1/catalog for endpoint ids",
         429: "slow down and retry",
     }.get(status, "retry later; a failed call is refunded")

@@ -6,6 +6,8 @@
     ├── InvalidTokenError             401 invalid_token
     ├── PaymentRequiredError          402 payment_required
     │   └── InsufficientBalanceError  402 insufficient_balance
+    ├── KeyLimitError                 402 key_limit_reached  (a sub-key's cap, or its session's balance)
+    ├── ForbiddenError                403 forbidden          (a sub-key asking for what only its session may do)
     ├── NotFoundError                 404 not_found
     │   └── DomainNotFoundError       404 domain_not_found   (DNS: NXDOMAIN)
     ├── ConflictError                 409 conflict
@@ -57,6 +59,18 @@ class PaymentRequiredError(ArkgateError):
 
 class InsufficientBalanceError(PaymentRequiredError):
     code = "insufficient_balance"
+
+
+class KeyLimitError(ArkgateError):
+    """A sub-key may not spend this much: not a payment challenge, since a sub-key cannot top up."""
+
+    status = 402
+    code = "key_limit_reached"
+
+
+class ForbiddenError(ArkgateError):
+    status = 403
+    code = "forbidden"
 
 
 class NotFoundError(ArkgateError):

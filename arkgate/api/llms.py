@@ -44,6 +44,10 @@ def _how_to_pay(rt: Runtime, base: str) -> list[str]:
         '"endpoint": ...}`. A failed call (status 400, 502, 504) costs nothing.',
         f'5. Top up the same session with `POST {base}/v1/sessions/topup` `{{"amount_sats": N}}` (bearer token), '
         "or send more sats to its Ark address.",
+        f'6. Hand another agent a capped sub-key: `POST {base}/v1/sessions/me/keys` `{{"label": "...", '
+        '"cap_sats": N, "daily_cap_sats": N, "allowed": ["<endpoint id or category>"], "expires_in": seconds}` '
+        "(bearer token) returns a token that spends from this session within those limits and can do nothing "
+        "else; list, inspect or revoke it under the same path.",
         "",
         "A call without a usable token answers HTTP 402 with the price and a way to pay: a new session's token, "
         "invoice and Ark address (or a top-up invoice for a short session), and "
@@ -51,7 +55,7 @@ def _how_to_pay(rt: Runtime, base: str) -> list[str]:
         "`Authorization: L402 <macaroon>:<preimage>`.",
         "",
         f"Price quotes: `{base}/v1/quote?endpoint=<id>&calls=<n>`. MCP (streamable HTTP): `{base}/mcp/` "
-        "(one tool per endpoint plus create_session, session_funding, check_balance, top_up).",
+        "(one tool per endpoint plus create_session, session_funding, check_balance, top_up, create_key).",
     ]
     return lines
 

@@ -118,6 +118,7 @@ def manifest(rt: Runtime, base: str, *, arkapi_categories: bool = False) -> dict
             "session_create_url": f"{base}/v1/sessions",
             "session_balance_url": f"{base}/v1/balance",
             "session_topup_url": f"{base}/v1/sessions/topup",
+            "session_keys_url": f"{base}/v1/sessions/me/keys",
             "l402": settings.l402_enabled and barkd,
             "l402_format": "Authorization: L402 <macaroon>:<preimage>",
         },

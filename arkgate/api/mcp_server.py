@@ -26,16 +26,19 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Tool as MCPTool
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from arkgate.api.challenge import client_ip, session_of
-from arkgate.api.envelope import error_response
+from arkgate.api.auth import Caller, caller_by_token_hash
+from arkgate.api.challenge import client_ip
+from arkgate.api.envelope import error_response, validation_message
+from arkgate.api.keys import CreateKey, create_sub_key
 from arkgate.api.manifests import price_text
-from arkgate.api.metering import Meter
+from arkgate.api.metering import Meter, bearer_token_hash
 from arkgate.api.runtime import Runtime
-from arkgate.api.sessions import balance_view, funding_view, open_session, top_up_session, validate_amount
+from arkgate.api.sessions import caller_balance_view, funding_view, open_session, top_up_session, validate_amount
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import ArkgateError
 
@@ -267,7 +270,8 @@ def http_request(context: Context[Any, Any] | None) -> Request | None:
     return request if isinstance(request, Request) else None
 
 
-async def _session_for(server: GatewayMCP, ctx: Context[Any, Any], session_token: str | None) -> Any:
+async def _caller_for(server: GatewayMCP, ctx: Context[Any, Any], session_token: str | None) -> Caller:
+    """The session (or sub-key) the tool call authenticates as, through the same resolvers as the meter."""
     origin = http_request(ctx)
     authorization = f"Bearer {session_token}" if session_token else None
     if authorization is None and origin is not None:
@@ -277,10 +281,23 @@ async def _session_for(server: GatewayMCP, ctx: Context[Any, Any], session_token
     request = synthetic_request(
         server.app, method="GET", path="/v1/balance", authorization=authorization, origin=origin
     )
-    session = await session_of(server.rt, request)
-    if session is None:
-        raise ToolError("invalid or unknown session token")
-    return session
+    for resolve in server.rt.extras.get("token_resolvers", (bearer_token_hash,)):
+        token_hash = await resolve(request)
+        if token_hash is not None:
+            return await caller_by_token_hash(server.rt.ledger, token_hash)
+    raise ToolError("invalid or unknown session token")
+
+
+async def _session_for(
+    server: GatewayMCP, ctx: Context[Any, Any], session_token: str | None, action: str = "do this"
+) -> Any:
+    """The session of a tool only its own token may use (a sub-key is refused, as over HTTP)."""
+    caller = await _caller_for(server, ctx, session_token)
+    if caller.key is not None:
+        raise ToolError(
+            f"a sub-key cannot {action}: it can only make paid calls and read its balance. Use the session's own token."
+        )
+    return caller.session
 
 
 async def _guard(work: Awaitable[Any]) -> Any:
@@ -313,7 +330,7 @@ def _register_session_tools(server: GatewayMCP) -> None:
         """How to fund a session: its pending Lightning invoice (if any) and its Ark address."""
 
         async def work() -> dict[str, Any]:
-            session = await _session_for(server, ctx, session_token)
+            session = await _session_for(server, ctx, session_token, "read the session's funding")
             pending = [i for i in await rt.ledger.invoices_of(session.id) if i["status"] == "pending"]
             invoice = pending[-1] if pending else None
             view = funding_view(invoice, session.ark_address, int(invoice["amount_sats"]) if invoice else 0)
@@ -330,8 +347,7 @@ def _register_session_tools(server: GatewayMCP) -> None:
         """The session's balance in sats and its status (awaiting_payment, active, expired)."""
 
         async def work() -> dict[str, Any]:
-            session = await _session_for(server, ctx, session_token)
-            return balance_view(session).model_dump()
+            return caller_balance_view(await _caller_for(server, ctx, session_token))
 
         return await _guard(work())  # type: ignore[no-any-return]
 
@@ -339,7 +355,7 @@ def _register_session_tools(server: GatewayMCP) -> None:
         """A new Lightning invoice for the same session (free mode: credited at once)."""
 
         async def work() -> dict[str, Any]:
-            session = await _session_for(server, ctx, session_token)
+            session = await _session_for(server, ctx, session_token, "top up")
             amount = validate_amount(rt, amount_sats)
             origin = http_request(ctx)
             await rt.limits.hit("sessions", client_ip(origin) if origin is not None else "mcp")
@@ -347,7 +363,38 @@ def _register_session_tools(server: GatewayMCP) -> None:
 
         return await _guard(work())  # type: ignore[no-any-return]
 
-    for fn in (create_session, session_funding, check_balance, top_up):
+    async def create_key(
+        ctx: Context,
+        label: str = "",
+        cap_sats: int | None = None,
+        daily_cap_sats: int | None = None,
+        allowed: list[str] | None = None,
+        expires_in: int | None = None,
+        session_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a sub-key that spends from this session within caps, for handing to another agent.
+
+        cap_sats: the most it may ever spend; daily_cap_sats: per UTC day; allowed: endpoint ids or
+        categories it may call (default: all); expires_in: seconds. The answer's token is shown once.
+        """
+
+        async def work() -> dict[str, Any]:
+            session = await _session_for(server, ctx, session_token, "create keys")
+            try:
+                body = CreateKey(
+                    label=label,
+                    cap_sats=cap_sats,
+                    daily_cap_sats=daily_cap_sats,
+                    allowed=allowed,
+                    expires_in=expires_in,
+                )
+            except ValidationError as exc:
+                raise ToolError(validation_message(exc)) from None
+            return await create_sub_key(rt, session, body)
+
+        return await _guard(work())  # type: ignore[no-any-return]
+
+    for fn in (create_session, session_funding, check_balance, top_up, create_key):
         server.add_tool(fn, name=fn.__name__, structured_output=True)
 
 

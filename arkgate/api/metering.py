@@ -157,6 +157,7 @@ class Meter:
             endpoint_id=endpoint.id,
             call_id=charge.call_id,
             session_id=charge.session_id,
+            key_id=charge.key_id,
             amount_sats=charge.amount_sats,
             balance_sats=charge.balance_sats,
         )
@@ -204,6 +205,7 @@ class Meter:
                 call_id=new_call_id(),
                 idempotency=idempotency,
                 timeout_s=self.timeout_s,
+                endpoint_tags=(self.endpoint.id, self.endpoint.category),
             )
         except IdempotencyConflict:
             # A concurrent retry with the same key claimed it first; answer as that retry would.

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from arkgate.api.auth import require_session
+from arkgate.api.auth import Caller, require_caller, require_parent
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.db.engine import utcnow
 from arkgate.errors import ArkgateError, InputError, RateLimitedError, WalletUnavailableError
-from arkgate.payments import origins
+from arkgate.payments import origins, subkeys
 from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdError
 from arkgate.payments.charging import INTERRUPTED
@@ -295,7 +295,7 @@ async def top_up_session(rt: Runtime, session: SessionInfo, amount_sats: int) ->
 )
 async def top_up(request: Request) -> Response:
     rt = runtime(request)
-    session = await require_session(request, rt.ledger)
+    session = await require_parent(request, rt.ledger, "top up")
     body: TopUp = await lenient_body(request, TopUp)
     amount = validate_amount(rt, body.amount_sats)
     await rt.limits.hit("sessions", request.client.host if request.client else "unknown", request.scope)
@@ -314,17 +314,51 @@ def balance_view(session: SessionInfo) -> Balance:
     )
 
 
+def caller_balance_view(caller: Caller) -> dict[str, Any]:
+    """The balance a caller can spend: a sub-key sees its session's balance capped by what its caps leave.
+
+    A sub-key's answer also carries ``key`` (its limits and spending) so an agent can plan.
+    """
+    view = balance_view(caller.session).model_dump()
+    if caller.key is not None:
+        now = utcnow()
+        remaining = caller.key.remaining_sats(now)
+        if remaining is not None:
+            view["balance_sats"] = min(view["balance_sats"], remaining)
+        view["key"] = key_view(caller.key, now)
+    return view
+
+
+def key_view(key: subkeys.SubKey, now: datetime) -> dict[str, Any]:
+    """A sub-key as the API shows it (never its token)."""
+    limits = key.limits
+    return {
+        "key_id": key.key_id,
+        "label": key.label,
+        "status": key.status(now),
+        "cap_sats": limits.cap_sats,
+        "daily_cap_sats": limits.daily_cap_sats,
+        "allowed": None if limits.allowed is None else list(limits.allowed),
+        "spent_sats": limits.spent_sats,
+        "spent_today_sats": key.spent_today_sats(now),
+        "remaining_sats": key.remaining_sats(now),
+        "created_at": iso(key.created_at),
+        "expires_at": iso(limits.expires_at),
+        "revoked_at": iso(limits.revoked_at),
+    }
+
+
 @router.get("/v1/balance", response_model=Balance, summary="Balance and status of the bearer's session")
 async def balance(request: Request) -> Response:
     rt = runtime(request)
-    session = await require_session(request, rt.ledger)
-    return json_response(balance_view(session).model_dump())
+    caller = await require_caller(request, rt.ledger)
+    return json_response(caller_balance_view(caller))
 
 
 @router.get("/v1/sessions/me/payments", summary="Payments credited to the bearer's session")
 async def my_payments(request: Request) -> Response:
     rt = runtime(request)
-    session = await require_session(request, rt.ledger)
+    session = await require_parent(request, rt.ledger, "read the session's payments")
     payments = [
         {
             "rail": p["rail"],
@@ -355,14 +389,20 @@ async def my_payments(request: Request) -> Response:
 @router.get("/v1/sessions/me/calls", summary="Receipts of the bearer's recent calls, newest first")
 async def my_calls(request: Request, limit: int = 100) -> Response:
     rt = runtime(request)
-    session = await require_session(request, rt.ledger)
+    caller = await require_caller(request, rt.ledger)
+    session = caller.session
     if not 1 <= limit <= 1000:
         raise InputError("limit must be between 1 and 1000")
-    receipts = await rt.ledger.receipts_of(session.id, limit=limit)
+    # A sub-key sees only its own calls; the session sees all, each naming the key that spent it.
+    own_key = caller.key.key_id if caller.key is not None else None
+    receipts = await rt.ledger.receipts_of(session.id, limit=limit, key_id=own_key)
+    labels = {k.key_id: k.label for k in await subkeys.keys_of(rt.database, session.id)} if receipts else {}
     calls = [
         {
             "call_id": r.call_id,
             "endpoint": r.endpoint_id,
+            "key_id": r.key_id,
+            "key_label": labels.get(r.key_id) if r.key_id is not None else None,
             "charged_sats": r.charged_sats,
             "refunded_sats": r.refunded_sats,
             "cost_sats": r.cost_sats,
@@ -381,7 +421,8 @@ async def my_calls(request: Request, limit: int = 100) -> Response:
         }
         for r in receipts
     ]
-    return json_response({"balance_sats": session.balance_sats, "calls": calls, "count": len(calls)})
+    balance = caller_balance_view(caller)["balance_sats"]
+    return json_response({"balance_sats": balance, "calls": calls, "count": len(calls)})
 
 
 def _call_status(receipt: Receipt) -> str:

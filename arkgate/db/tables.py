@@ -105,6 +105,8 @@ calls = Table(
     Column("created_at", Instant, nullable=False),
     Index("ix_calls_session_id_id", "session_id", "id"),
 )
+# The sub-key (``session_keys.key_id``) that spent it; NULL for the session's own token (issue 17).
+calls.append_column(Column("key_id", String(32), nullable=True))
 
 # A paid call between its debit and its settlement (issue 13). The row is written in the debit's
 # transaction and deleted by the one settlement that refunds; what is left after a crash is swept.
@@ -120,6 +122,8 @@ calls_in_flight = Table(
     Column("started_at", Instant, nullable=False),
     Column("deadline_at", Instant, nullable=False, index=True),  # any instance may sweep it after this
 )
+# The sub-key whose counters a refund gives back to (issue 17).
+calls_in_flight.append_column(Column("key_id", String(32), nullable=True))
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -250,4 +254,26 @@ session_origins = Table(
     Column("session_id", Integer, ForeignKey("sessions.id"), primary_key=True),
     Column("client_key", String(64), nullable=False, index=True),
     Column("created_at", Instant, nullable=False),
+)
+
+# Sub-keys (issue 17): child tokens that spend from their session's balance within caps. The
+# counters are written by the charge's own transaction (``payments/charging.py``): one
+# conditional UPDATE adds the price only while ``spent_sats`` and today's ``day_spent_sats``
+# stay within the caps; a refund gives back to the day the debit was made.
+session_keys = Table(
+    "session_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),  # public id, e.g. key_3f2a...
+    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("label", String(100), nullable=False, default=""),
+    Column("cap_sats", BigInteger, nullable=True),  # NULL: no total cap
+    Column("daily_cap_sats", BigInteger, nullable=True),  # NULL: no per-day cap
+    Column("allowed", Text, nullable=True),  # JSON list of endpoint ids or categories; NULL: all
+    Column("spent_sats", BigInteger, nullable=False, default=0),
+    Column("day", String(10), nullable=False, default=""),  # UTC day of day_spent_sats, YYYY-MM-DD
+    Column("day_spent_sats", BigInteger, nullable=False, default=0),
+    Column("created_at", Instant, nullable=False),
+    Column("expires_at", Instant, nullable=True),
+    Column("revoked_at", Instant, nullable=True),
 )

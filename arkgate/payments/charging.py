@@ -11,27 +11,36 @@ A call's life cycle:
 1. ``apply_charge``: the conditional debit (the balance must cover the price), the
    Idempotency-Key claim (unique per session), the ``debit`` ledger row and the
    ``calls_in_flight`` row, all in one transaction.
+   A sub-key's token (``session_keys``, issue 17) matches no session: its charge adds the
+   price to the key's counters with one conditional UPDATE (total cap, today's cap, not
+   revoked or expired) and debits the parent session by id, in the same transaction.
 2. ``apply_settlement``: deleting the ``calls_in_flight`` row is the claim; only the one
    caller whose DELETE removed it may refund (at most the recorded debit) and release or
    answer the Idempotency-Key. A second settlement, a crash sweep racing the meter, or two
-   sweepers on two instances all find the row gone and change nothing.
+   sweepers on two instances all find the row gone and change nothing. A refund also gives
+   back to the sub-key that spent it (its total and the UTC day of the debit).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, case, delete, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from arkgate.db import tables as t
 from arkgate.errors import (
     ArkgateError,
+    ForbiddenError,
     IdempotencyConflict,
     InsufficientBalanceError,
     InvalidTokenError,
+    KeyLimitError,
     PaymentRequiredError,
 )
 
@@ -50,12 +59,50 @@ class ChargeRequest:
     idempotency_cutoff: datetime  # keys older than this may be reused
     instance_id: str
     deadline_at: datetime  # after this, any instance's sweep may refund the call
+    # The endpoint's id and category: a sub-key limited to some endpoints must name one of them.
+    endpoint_tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
 class Debited:
     session_id: int
     balance_sats: int
+    key_id: str | None = None  # the sub-key that spent it
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubKeyLimits:
+    """A sub-key as the charge needs it (``session_keys``)."""
+
+    key_id: str
+    session_id: int
+    cap_sats: int | None
+    daily_cap_sats: int | None
+    allowed: tuple[str, ...] | None  # endpoint ids or categories; None: every endpoint
+    spent_sats: int
+    day: str
+    day_spent_sats: int
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def spent_on(self, day: str) -> int:
+        """What the key spent on the UTC day ``day`` (YYYY-MM-DD); the counter holds one day only."""
+        return self.day_spent_sats if self.day == day else 0
+
+
+def utc_day(instant: datetime) -> str:
+    """The UTC day of a naive UTC instant, the key of a sub-key's per-day counter."""
+    return instant.strftime("%Y-%m-%d")
+
+
+def scoped_idempotency_key(key_id: str | None, key: str) -> str:
+    """A sub-key's Idempotency-Keys live apart from its session's and siblings' (no replay across keys)."""
+    return key if key_id is None else key_id + idempotency_scope_suffix(key)
+
+
+def idempotency_scope_suffix(key: str) -> str:
+    """What follows the sub-key's id in its scoped key (hashed: the column holds 255 characters)."""
+    return ":" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,7 +156,60 @@ _RECORD_IN_FLIGHT = insert(_flight)
 _IN_FLIGHT = select(_flight).where(_flight.c.call_id == bindparam("p_call_id"))
 _END_IN_FLIGHT = delete(_flight).where(_flight.c.call_id == bindparam("p_call_id"))
 _END_IN_FLIGHT_RETURNING = _END_IN_FLIGHT.returning(
-    _flight.c.session_id, _flight.c.endpoint_id, _flight.c.debit_sats, _flight.c.idem_key
+    _flight.c.session_id,
+    _flight.c.endpoint_id,
+    _flight.c.debit_sats,
+    _flight.c.idem_key,
+    _flight.c.key_id,
+    _flight.c.started_at,
+)
+_subkeys = t.session_keys
+_SUB_KEY_BY_TOKEN = select(_subkeys).where(_subkeys.c.token_hash == bindparam("p_token_hash"))
+_SUB_KEY = select(_subkeys).where(_subkeys.c.key_id == bindparam("p_key_id"))
+_SPENT_TODAY = case((_subkeys.c.day == bindparam("p_day"), _subkeys.c.day_spent_sats), else_=literal(0))
+# The sub-key's one conditional write: it matches only while both caps hold after this price.
+# ``ordered_values``: MySQL assigns left to right with the new values, so ``day`` goes last.
+_SPEND_KEY = (
+    update(_subkeys)
+    .where(
+        _subkeys.c.key_id == bindparam("p_key_id"),
+        _subkeys.c.revoked_at.is_(None),
+        or_(_subkeys.c.expires_at.is_(None), _subkeys.c.expires_at > bindparam("p_now", type_=t.Instant)),
+        or_(_subkeys.c.cap_sats.is_(None), _subkeys.c.spent_sats + bindparam("p_amount") <= _subkeys.c.cap_sats),
+        or_(
+            _subkeys.c.daily_cap_sats.is_(None),
+            _SPENT_TODAY + bindparam("p_amount") <= _subkeys.c.daily_cap_sats,
+        ),
+    )
+    .ordered_values(
+        (_subkeys.c.spent_sats, _subkeys.c.spent_sats + bindparam("p_amount")),
+        (_subkeys.c.day_spent_sats, _SPENT_TODAY + bindparam("p_amount")),
+        (_subkeys.c.day, bindparam("p_day")),
+    )
+)
+# Gives back to the day the debit was made; a day since rolled over has nothing to give back to.
+_UNSPEND_KEY = (
+    update(_subkeys)
+    .where(_subkeys.c.key_id == bindparam("p_key_id"))
+    .ordered_values(
+        (_subkeys.c.spent_sats, _subkeys.c.spent_sats - bindparam("p_amount")),
+        (
+            _subkeys.c.day_spent_sats,
+            case(
+                (_subkeys.c.day == bindparam("p_day"), _subkeys.c.day_spent_sats - bindparam("p_amount")),
+                else_=_subkeys.c.day_spent_sats,
+            ),
+        ),
+    )
+)
+_DEBIT_BY_ID = (
+    update(_sessions)
+    .where(_sessions.c.id == bindparam("p_session_id"), _sessions.c.balance_sats >= bindparam("p_amount"))
+    .values(
+        balance_sats=_sessions.c.balance_sats - bindparam("p_amount"),
+        last_call_at=bindparam("p_now", type_=t.Instant),
+        expires_at=bindparam("p_expires_at", type_=t.Instant),
+    )
 )
 _CREDIT_BACK = (
     update(_sessions)
@@ -131,10 +231,13 @@ def apply_charge(conn: Connection, request: ChargeRequest) -> Debited:
     """
     debited = debit(conn, request)
     if debited is None:
-        raise refusal(session_state(conn, request.token_hash), request.amount_sats)
+        key = sub_key_by_token(conn, request.token_hash)
+        if key is None:
+            raise refusal(session_state(conn, request.token_hash), request.amount_sats)
+        debited = debit_by_sub_key(conn, key, request)
     if request.idempotency is not None:
-        claim_idempotency(conn, debited.session_id, request)
-    record_in_flight(conn, debited.session_id, request)
+        claim_idempotency(conn, debited.session_id, request, key_id=debited.key_id)
+    record_in_flight(conn, debited, request)
     return debited
 
 
@@ -155,10 +258,99 @@ def debit(conn: Connection, request: ChargeRequest) -> Debited | None:
     return None if row is None else Debited(session_id=int(row[0]), balance_sats=int(row[1]))
 
 
-def claim_idempotency(conn: Connection, session_id: int, request: ChargeRequest) -> None:
+def sub_key_by_token(conn: Connection, token_hash: str) -> SubKeyLimits | None:
+    row = conn.execute(_SUB_KEY_BY_TOKEN, {"p_token_hash": token_hash}).first()
+    return None if row is None else sub_key_limits(row)
+
+
+def sub_key_limits(row: Any) -> SubKeyLimits:
+    return SubKeyLimits(
+        key_id=str(row.key_id),
+        session_id=int(row.session_id),
+        cap_sats=None if row.cap_sats is None else int(row.cap_sats),
+        daily_cap_sats=None if row.daily_cap_sats is None else int(row.daily_cap_sats),
+        allowed=None if row.allowed is None else tuple(json.loads(row.allowed)),
+        spent_sats=int(row.spent_sats),
+        day=str(row.day),
+        day_spent_sats=int(row.day_spent_sats),
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def key_refusal(key: SubKeyLimits, now: datetime, endpoint_tags: tuple[str, ...]) -> ArkgateError | None:
+    """Why a sub-key may not be used now for this endpoint (None: it may, caps aside)."""
+    if key.revoked_at is not None:
+        return InvalidTokenError("this key was revoked by its session")
+    if key.expires_at is not None and key.expires_at <= now:
+        return InvalidTokenError("this key has expired")
+    if key.allowed is not None and endpoint_tags and not set(endpoint_tags) & set(key.allowed):
+        return ForbiddenError(
+            f"this key may not call {endpoint_tags[0]}; it may call: {', '.join(key.allowed) or 'nothing'}. "
+            "Nothing was charged.",
+            details={"allowed": list(key.allowed)},
+        )
+    return None
+
+
+def cap_refusal(key: SubKeyLimits, amount_sats: int, day: str) -> ArkgateError:
+    """Why the key's conditional spend did not match: its total or today's cap."""
+    if key.cap_sats is not None and key.spent_sats + amount_sats > key.cap_sats:
+        left = max(0, key.cap_sats - key.spent_sats)
+        return KeyLimitError(
+            f"this key's cap is reached: it may spend {key.cap_sats} sats in all and has {left} left; "
+            f"this call costs {amount_sats}. Nothing was charged.",
+            details={"price_sats": amount_sats, "cap_sats": key.cap_sats, "remaining_sats": left},
+        )
+    daily = key.daily_cap_sats or 0
+    left = max(0, daily - key.spent_on(day))
+    return KeyLimitError(
+        f"this key's daily cap is reached: it may spend {daily} sats per UTC day and has {left} left today; "
+        f"this call costs {amount_sats}. Nothing was charged.",
+        details={"price_sats": amount_sats, "daily_cap_sats": daily, "remaining_today_sats": left},
+    )
+
+
+def debit_by_sub_key(conn: Connection, key: SubKeyLimits, request: ChargeRequest) -> Debited:
+    """Spend from the key's caps and debit its session, or raise with nothing written.
+
+    The key's counters and the session's balance are each one conditional UPDATE; when the
+    second does not match, the first is undone in the same transaction before raising, so the
+    refusal writes nothing (what ``batching.py`` expects of an ``ArkgateError``).
+    """
+    refused = key_refusal(key, request.now, request.endpoint_tags)
+    if refused is not None:
+        raise refused
+    day = utc_day(request.now)
+    spend = {"p_key_id": key.key_id, "p_amount": request.amount_sats, "p_now": request.now, "p_day": day}
+    if conn.execute(_SPEND_KEY, spend).rowcount != 1:
+        again = conn.execute(_SUB_KEY, {"p_key_id": key.key_id}).first()
+        current = key if again is None else sub_key_limits(again)
+        raise key_refusal(current, request.now, ()) or cap_refusal(current, request.amount_sats, day)
+    params = {
+        "p_session_id": key.session_id,
+        "p_amount": request.amount_sats,
+        "p_now": request.now,
+        "p_expires_at": request.session_expires_at,
+    }
+    if conn.execute(_DEBIT_BY_ID, params).rowcount != 1:
+        conn.execute(_UNSPEND_KEY, {"p_key_id": key.key_id, "p_amount": request.amount_sats, "p_day": day})
+        balance = conn.execute(_BALANCE, {"p_session_id": key.session_id}).scalar()
+        # Not a PaymentRequiredError: a sub-key cannot top up, so a payment challenge would not help it.
+        raise KeyLimitError(
+            f"insufficient balance: this call costs {request.amount_sats} sats and the session this key spends "
+            f"from has {int(balance or 0)}. Nothing was charged.",
+            details={"price_sats": request.amount_sats, "balance_sats": int(balance or 0)},
+        )
+    balance = int(conn.execute(_BALANCE, {"p_session_id": key.session_id}).scalar_one())
+    return Debited(session_id=key.session_id, balance_sats=balance, key_id=key.key_id)
+
+
+def claim_idempotency(conn: Connection, session_id: int, request: ChargeRequest, *, key_id: str | None = None) -> None:
     """Claim the Idempotency-Key for this session; the unique key makes a concurrent second claim fail."""
     assert request.idempotency is not None
-    key, request_hash = request.idempotency
+    raw_key, request_hash = request.idempotency
+    key = scoped_idempotency_key(key_id, raw_key)
     # A key past the retention window may be reused.
     conn.execute(_DROP_EXPIRED_KEY, {"p_session_id": session_id, "p_key": key, "p_cutoff": request.idempotency_cutoff})
     try:
@@ -170,8 +362,9 @@ def claim_idempotency(conn: Connection, session_id: int, request: ChargeRequest)
         raise IdempotencyConflict("a request with this Idempotency-Key is already being processed") from exc
 
 
-def record_in_flight(conn: Connection, session_id: int, request: ChargeRequest) -> None:
+def record_in_flight(conn: Connection, debited: Debited, request: ChargeRequest) -> None:
     """The debit's ledger row and the in-flight marker the settlement (or the crash sweep) removes."""
+    session_id = debited.session_id
     conn.execute(
         _RECORD_CALL,
         {
@@ -182,6 +375,7 @@ def record_in_flight(conn: Connection, session_id: int, request: ChargeRequest) 
             "amount_sats": request.amount_sats,
             "reason": None,
             "created_at": request.now,
+            "key_id": debited.key_id,
         },
     )
     conn.execute(
@@ -191,7 +385,12 @@ def record_in_flight(conn: Connection, session_id: int, request: ChargeRequest) 
             "session_id": session_id,
             "endpoint_id": request.endpoint_id,
             "debit_sats": request.amount_sats,
-            "idem_key": request.idempotency[0] if request.idempotency is not None else None,
+            "idem_key": (
+                scoped_idempotency_key(debited.key_id, request.idempotency[0])
+                if request.idempotency is not None
+                else None
+            ),
+            "key_id": debited.key_id,
             "instance_id": request.instance_id,
             "started_at": request.now,
             "deadline_at": request.deadline_at,
@@ -228,8 +427,12 @@ def apply_settlement(conn: Connection, request: SettlementRequest) -> Settled | 
                 "amount_sats": refund,
                 "reason": (request.reason or "refund")[:64],
                 "created_at": request.now,
+                "key_id": row.key_id,
             },
         )
+        if row.key_id is not None:  # the sub-key gets its spend back, on the day it was spent
+            unspend = {"p_key_id": row.key_id, "p_amount": refund, "p_day": utc_day(row.started_at)}
+            conn.execute(_UNSPEND_KEY, unspend)
         balance = int(conn.execute(_BALANCE, {"p_session_id": row.session_id}).scalar_one())
     if row.idem_key is not None:
         key = {"p_session_id": row.session_id, "p_key": row.idem_key}

@@ -119,6 +119,7 @@ class Charge:
     endpoint_id: str
     amount_sats: int
     balance_sats: int
+    key_id: str | None = None  # the sub-key that made the call
 
 
 @dataclass(kw_only=True)
@@ -160,6 +161,7 @@ class Receipt:
     created_at: datetime | None = None
     refund_reason: str | None = None
     is_in_flight: bool = False
+    key_id: str | None = None  # the sub-key that spent it (None: the session's own token)
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -507,13 +509,15 @@ class Ledger:
         call_id: str | None = None,
         idempotency: tuple[str, str] | None = None,
         timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        endpoint_tags: tuple[str, ...] = (),
     ) -> Charge:
         """Debit ``amount_sats`` if, and only if, the balance covers it, and record the call as in flight.
 
         With ``idempotency=(key, request_hash)`` the key is claimed in the same transaction, so
         two concurrent retries cannot both be charged (the loser gets ``IdempotencyConflict``).
         ``timeout_s`` is the call's own time budget: past it (plus a grace) any instance's sweep
-        may refund the call as interrupted.
+        may refund the call as interrupted. ``token_hash`` may be a sub-key's: its caps and
+        ``endpoint_tags`` (the endpoint's id and category) are checked in the same transaction.
         """
         call_id = call_id or new_call_id()
         now = utcnow()
@@ -528,6 +532,7 @@ class Ledger:
             idempotency_cutoff=now - self.idempotency_ttl,
             instance_id=self.instance_id,
             deadline_at=now + timedelta(seconds=timeout_s + SWEEP_GRACE_S),
+            endpoint_tags=endpoint_tags or (endpoint_id,),
         )
         debited = await self._write(partial(charging.apply_charge, request=request), savepoint=idempotency is not None)
         return Charge(
@@ -536,6 +541,7 @@ class Ledger:
             endpoint_id=endpoint_id,
             amount_sats=amount_sats,
             balance_sats=debited.balance_sats,
+            key_id=debited.key_id,
         )
 
     async def settle(
@@ -620,14 +626,11 @@ class Ledger:
     # --- idempotency --------------------------------------------------------------------
     async def idempotent_replay(self, token_hash: str, key: str, ttl_s: int) -> IdempotentReplay | None:
         cutoff = utcnow() - timedelta(seconds=ttl_s)
+        columns = (t.idempotency_keys.c.status_code, t.idempotency_keys.c.body, t.idempotency_keys.c.request_hash)
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
-                    select(
-                        t.idempotency_keys.c.status_code,
-                        t.idempotency_keys.c.body,
-                        t.idempotency_keys.c.request_hash,
-                    )
+                    select(*columns)
                     .select_from(t.idempotency_keys.join(t.sessions))
                     .where(
                         t.sessions.c.token_hash == token_hash,
@@ -636,6 +639,19 @@ class Ledger:
                     )
                 )
             ).first()
+            if row is None:  # a sub-key's token: its keys are scoped to it (charging.scoped_idempotency_key)
+                sub = t.session_keys
+                row = (
+                    await conn.execute(
+                        select(*columns)
+                        .select_from(t.idempotency_keys.join(sub, sub.c.session_id == t.idempotency_keys.c.session_id))
+                        .where(
+                            sub.c.token_hash == token_hash,
+                            t.idempotency_keys.c.idem_key == sub.c.key_id + charging.idempotency_scope_suffix(key),
+                            t.idempotency_keys.c.created_at >= cutoff,
+                        )
+                    )
+                ).first()
         if row is None:
             return None
         return IdempotentReplay(status_code=row.status_code, body=row.body, request_hash=row.request_hash)
@@ -648,8 +664,8 @@ class Ledger:
             )
             return [dict(row._mapping) for row in rows]
 
-    async def receipts_of(self, session_id: int, *, limit: int = 100) -> list[Receipt]:
-        """The session's calls, newest first, each with its debit and any refunds."""
+    async def receipts_of(self, session_id: int, *, limit: int = 100, key_id: str | None = None) -> list[Receipt]:
+        """The session's calls (with ``key_id``, only that sub-key's), newest first, with debit and refunds."""
         async with self.db.read() as conn:
             recent = (
                 select(t.calls.c.call_id)
@@ -657,6 +673,8 @@ class Ledger:
                 .order_by(t.calls.c.id.desc())
                 .limit(limit)
             )
+            if key_id is not None:
+                recent = recent.where(t.calls.c.key_id == key_id)
             call_ids = [row.call_id for row in await conn.execute(recent)]
             if not call_ids:
                 return []
@@ -676,6 +694,7 @@ class Ledger:
                 if row.kind == "debit":
                     receipt.charged_sats += int(row.amount_sats)
                     receipt.created_at = row.created_at
+                    receipt.key_id = row.key_id
                 else:
                     receipt.refunded_sats += int(row.amount_sats)
                     receipt.refund_reason = row.reason

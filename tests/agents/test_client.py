@@ -126,3 +126,37 @@ def test_arkgate_call_with_a_token_and_bad_json(live_gateway_factory, tmp_path):
         )
         assert refused.exit_code == 1
         assert gw.balance(token) == 8
+
+
+def test_client_and_arkgate_create_key_hand_out_capped_sub_keys(live_gateway_factory):
+    from typer.testing import CliRunner
+
+    from arkgate.cli import app
+
+    with live_gateway_factory(offline_catalog("qr-generate")) as gw:
+        with ArkgateClient(gw.url) as parent:
+            parent.create_session(50)
+            key = parent.create_key(label="worker", cap_sats=4, allowed=["qr-generate"])
+            with ArkgateClient(gw.url, key["token"]) as child:
+                assert child.call("qr-generate", {"data": "a"})["cost_sats"] == 2
+                assert child.balance()["balance_sats"] == 2  # the session's 48, capped by the key's 2 left
+                with pytest.raises(ArkgateAPIError) as forbidden:
+                    child.create_key(cap_sats=1)
+                assert forbidden.value.status == 403
+                assert [c["key_id"] for c in parent.calls()] == [key["key_id"]]
+                assert parent.key(key["key_id"])["spent_sats"] == 2
+                assert parent.revoke_key(key["key_id"])["status"] == "revoked"
+                with pytest.raises(ArkgateAPIError) as revoked:
+                    child.call("qr-generate", {"data": "b"})
+                assert revoked.value.status == 401
+            assert [k["status"] for k in parent.list_keys()] == ["revoked"]
+
+            runner = CliRunner()
+            args = ["create-key", "--url", gw.url, "--token", parent.token, "--label", "cli", "--cap", "6"]
+            made = runner.invoke(app, [*args, "--allow", "utility", "--daily-cap", "4"])
+            assert made.exit_code == 0, made.output
+            shown = json.loads(made.stdout)
+            assert shown["token"].startswith("ak_") and shown["label"] == "cli"
+            assert (shown["cap_sats"], shown["daily_cap_sats"], shown["allowed"]) == (6, 4, ["utility"])
+            refused = runner.invoke(app, ["create-key", "--url", gw.url, "--token", shown["token"]])
+            assert refused.exit_code == 1 and "sub-key cannot create keys" in refused.output

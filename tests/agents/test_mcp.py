@@ -13,7 +13,7 @@ from tests.agents.conftest import offline_catalog
 from tests.conftest import wait_for
 from tests.upstreams import UpstreamServer
 
-SESSION_TOOLS = {"create_session", "session_funding", "check_balance", "top_up"}
+SESSION_TOOLS = {"create_session", "session_funding", "check_balance", "top_up", "create_key"}
 
 
 def text_of(result: Any) -> str:
@@ -123,6 +123,27 @@ async def test_session_tools_refuse_unknown_tokens_and_bad_amounts(live_gateway_
             created = await client.call_tool("create_session", {"amount_sats": 20})
             token = created.structured_content["token"]
         assert gw.balance(token) == 20  # free mode funds at once
+
+
+async def test_create_key_hands_out_a_capped_sub_key_that_cannot_manage_the_session(live_gateway_factory):
+    with live_gateway_factory(offline_catalog("qr-generate")) as gw:
+        token = gw.create_session(100)["token"]
+        async with Client(f"{gw.url}/mcp/") as client:
+            created = await client.call_tool("create_key", {"label": "helper", "cap_sats": 4, "session_token": token})
+            assert not created.is_error, text_of(created)
+            child = created.structured_content["token"]
+            assert created.structured_content["cap_sats"] == 4 and child.startswith("ak_")
+            for i in range(3):
+                result = await client.call_tool("qr_generate", {"data": f"{i}", "session_token": child})
+                assert result.is_error == (i == 2), text_of(result)
+            assert "cap" in text_of(result)
+            balance = await client.call_tool("check_balance", {"session_token": child})
+            assert balance.structured_content["balance_sats"] == 0
+            assert balance.structured_content["key"]["spent_sats"] == 4
+            for tool, args in (("create_key", {}), ("top_up", {"amount_sats": 100})):
+                refused = await client.call_tool(tool, {**args, "session_token": child})
+                assert refused.is_error and "a sub-key cannot" in text_of(refused)
+        assert gw.balance(token) == 96
 
 
 async def test_foreign_host_headers_are_refused(live_gateway_factory):

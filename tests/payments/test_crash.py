@@ -267,3 +267,48 @@ async def _assert_ledger_consistent(url: str) -> None:
         assert await Ledger(database, session_ttl_s=60, group_commit=False).inconsistent_sessions() == []
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_sigkill_during_a_sub_keys_call_gives_back_its_cap_and_the_balance(backend, tmp_path, upstream_server):
+    upstream_server.hang(COINGECKO, times=1)  # the sub-key's first call waits on its upstream
+    upstream_server.serve_file(COINGECKO, "coingecko/simple_price.json")
+    async with scratch_database(backend, str(tmp_path / "data" / "arkgate.sqlite3")) as url:
+        gateway = GatewayProcess(
+            tmp_path / "data",
+            database_url=url,
+            coingecko_url=f"{upstream_server.url}/api/v3",
+            btc_price_providers=["coingecko"],
+            btc_price_timeout_s=60,
+        )
+        gateway.start()
+        try:
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+                parent = (await client.post("/v1/sessions", json={"amount_sats": 100})).json()["token"]
+                owner = {"Authorization": f"Bearer {parent}"}
+                limits = {"label": "crashy", "cap_sats": 1, "daily_cap_sats": 1}
+                key = (await client.post("/v1/sessions/me/keys", json=limits, headers=owner)).json()
+
+                async def spent() -> tuple[int, int]:
+                    seen = (await client.get(f"/v1/sessions/me/keys/{key['key_id']}", headers=owner)).json()
+                    return seen["spent_sats"], seen["spent_today_sats"]
+
+                in_flight = asyncio.create_task(paid_call(client, FLAT, key["token"]))
+                await wait_for(lambda: upstream_server.hits(COINGECKO) == 1)
+                assert await spent() == (1, 1)  # the whole cap is taken by the call in flight
+                gateway.kill()
+                await asyncio.gather(in_flight, return_exceptions=True)
+
+                gateway.start()  # the start-up sweep refunds the call, to the balance and to the key
+                assert await spent() == (0, 0)
+                assert await balance(gateway, parent) == 100
+                (call,) = await receipts(gateway, parent)
+                assert (call["status"], call["key_id"], call["key_label"]) == ("interrupted", key["key_id"], "crashy")
+                retry = await paid_call(client, FLAT, key["token"])
+                assert retry.status_code == 200, retry.text
+                assert await spent() == (1, 1)
+                assert await balance(gateway, parent) == 99
+                await _assert_ledger_consistent(url)
+        finally:
+            if gateway.process and gateway.process.poll() is None:
+                gateway.kill()

@@ -1,5 +1,9 @@
 """Property test: any interleaving of credits, replays, charges, settlements and sweeps keeps the ledger exact.
 
+A sub-key with a total and a daily cap charges too (issue 17): its counters never pass
+either cap, and every refund (any settlement, any sweep) gives back exactly what it restores
+to the balance, so the key's spend always equals its calls' debits less their refunds.
+
 It runs the one charge implementation on every path it has: SQLite with group commit on and
 off, and PostgreSQL / MariaDB when their URLs are set. Ark credits vary the wallet id
 (including barkd reporting none, which once fell back to ``"wallet"``) and the movement id for
@@ -21,11 +25,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from arkgate.db import migrate
 from arkgate.db.engine import Database, utcnow
-from arkgate.errors import IdempotencyConflict, PaymentRequiredError
+from arkgate.errors import IdempotencyConflict, InvalidTokenError, KeyLimitError, PaymentRequiredError
+from arkgate.payments import subkeys
 from arkgate.payments.ledger import ArkEntry, Charge, Credit, Ledger, hash_token
 from tests.databases import backends, scratch_database
 
-WALLET_IDS = ("wallet", "fp-real-1", "fp-real-2")  # "wallet": the old fallback when barkd had no fingerprint
+WALLET_IDS = ("wallet", "fp-real-1", "fp-real-2")
+KEY_CAP_SATS, KEY_DAILY_CAP_SATS = 700, 500  # "wallet": the old fallback when barkd had no fingerprint
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -54,6 +60,17 @@ class LedgerMachine(RuleBasedStateMachine):
         self.refunded: dict[str, int] = {}
         self.idem_keys: set[str] = set()  # claimed and not released
         self.key_of: dict[str, str] = {}  # call id -> its Idempotency-Key
+        # The session's sub-key: what it has spent (debits less refunds) by our own count.
+        self.sub_token_hash = hash_token(f"ak_sub_{self.nonce}")
+        limits = subkeys.NewKey(
+            label="prop", cap_sats=KEY_CAP_SATS, daily_cap_sats=KEY_DAILY_CAP_SATS, allowed=None, expires_at=None
+        )
+        self.sub_key_id = self.run(
+            subkeys.create_key(self.database, self.session_id, self.sub_token_hash, limits)
+        ).key_id
+        self.sub_spent = 0
+        self.sub_revoked = False
+        self.sub_calls: set[str] = set()
 
     def run(self, coroutine: Any) -> Any:
         return self.loop.run_until_complete(coroutine)
@@ -116,6 +133,46 @@ class LedgerMachine(RuleBasedStateMachine):
         self.charges.append(charge)
         self.open_calls.add(charge.call_id)
 
+    @rule(price=st.integers(0, 400), idem=st.one_of(st.none(), st.integers(0, 3)))
+    def charge_by_sub_key(self, price: int, idem: int | None) -> None:
+        """The sub-key charges only within both caps and the session's balance; a refusal writes nothing."""
+        idempotency = None if idem is None else (f"key-{idem}", "hash")
+        scoped = f"sub:key-{idem}"
+        try:
+            charge = self.run(self.ledger.charge(self.sub_token_hash, "e", price, idempotency=idempotency))
+        except IdempotencyConflict:
+            assert scoped in self.idem_keys
+            return
+        except InvalidTokenError:
+            assert self.sub_revoked
+            return
+        except KeyLimitError:
+            assert self.sub_spent + price > min(KEY_CAP_SATS, KEY_DAILY_CAP_SATS) or price > self.expected
+            return
+        assert not self.sub_revoked and price <= self.expected
+        assert self.sub_spent + price <= min(KEY_CAP_SATS, KEY_DAILY_CAP_SATS)
+        assert charge.key_id == self.sub_key_id
+        if idem is not None:
+            assert scoped not in self.idem_keys
+            self.idem_keys.add(scoped)
+            self.key_of[charge.call_id] = scoped
+        self.expected -= price
+        self.sub_spent += price
+        self.sub_calls.add(charge.call_id)
+        self.charges.append(charge)
+        self.open_calls.add(charge.call_id)
+
+    @rule()
+    def revoke_sub_key(self) -> None:
+        self.run(subkeys.revoke_key(self.database, self.session_id, self.sub_key_id))
+        self.sub_revoked = True
+
+    def _refunded(self, call_id: str, amount: int) -> None:
+        self.expected += amount
+        self.refunded[call_id] = amount
+        if call_id in self.sub_calls:
+            self.sub_spent -= amount
+
     @precondition(lambda self: self.charges)
     @rule(data=st.data(), release=st.booleans())
     def settle(self, data: st.DataObject, release: bool) -> None:
@@ -125,9 +182,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.run(self.ledger.refund(charge, amount, reason="test", release_idempotency=release))
         if charge.call_id in self.open_calls:
             self.open_calls.discard(charge.call_id)
-            refund = min(amount, charge.amount_sats)
-            self.expected += refund
-            self.refunded[charge.call_id] = refund
+            self._refunded(charge.call_id, min(amount, charge.amount_sats))
             if release and charge.call_id in self.key_of:
                 self.idem_keys.discard(self.key_of[charge.call_id])
 
@@ -142,8 +197,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert mine == self.open_calls
             for charge in self.charges:
                 if charge.call_id in mine:
-                    self.expected += charge.amount_sats
-                    self.refunded[charge.call_id] = charge.amount_sats
+                    self._refunded(charge.call_id, charge.amount_sats)
                     if charge.call_id in self.key_of:  # a retry after a crash runs again
                         self.idem_keys.discard(self.key_of[charge.call_id])
             self.open_calls.clear()
@@ -164,6 +218,16 @@ class LedgerMachine(RuleBasedStateMachine):
             assert 0 <= receipt.refunded_sats <= receipt.charged_sats
             assert receipt.refunded_sats == self.refunded.get(receipt.call_id, 0)
             assert receipt.is_in_flight == (receipt.call_id in self.open_calls)
+
+    @invariant()
+    def the_sub_key_never_passes_its_caps_and_refunds_restore_it(self) -> None:
+        key = self.run(subkeys.key_of(self.database, self.session_id, self.sub_key_id))
+        assert key is not None
+        assert key.limits.spent_sats == self.sub_spent <= KEY_CAP_SATS
+        assert key.spent_today_sats(utcnow()) == self.sub_spent <= KEY_DAILY_CAP_SATS
+        receipts = self.run(self.ledger.receipts_of(self.session_id, limit=1000, key_id=self.sub_key_id))
+        assert {r.call_id for r in receipts} == self.sub_calls
+        assert sum(r.cost_sats for r in receipts) == self.sub_spent
 
     def teardown(self) -> None:
         self.ledger.close()

@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from arkgate.api import compat, health, metering, public, sessions
+from arkgate.api import compat, health, metering, payouts, public, sessions
 from arkgate.api.cors import PublicCors
 from arkgate.api.envelope import install_error_handlers
 from arkgate.api.metrics import Metrics
@@ -31,6 +31,7 @@ from arkgate.payments import retention
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import CreditResult, Ledger
+from arkgate.payments.payouts import PayoutPolicy, PayoutService
 from arkgate.payments.sweeper import CallSweeper, load_instance_id
 from arkgate.payments.watcher import PaymentWatcher
 from arkgate.settings import Settings
@@ -92,6 +93,11 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             audit_interval_s=settings.history_audit_interval_s,
             on_credit=lambda result, rail: _count_credit(rt, result, rail),
         )
+    if rt.barkd is not None:
+        # Withdrawals; ``rt.extras["payouts"].listeners`` is the hook for withdrawal.* events.
+        rt.extras["payouts"] = PayoutService(
+            ledger=ledger, barkd=rt.barkd, events=rt.events, policy=PayoutPolicy.from_settings(settings)
+        )
     rt.leader.register(
         "retention",
         lambda: retention.pruning_loop(
@@ -111,6 +117,8 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(sweeper.run(), name="call-sweeper")]
         if rt.watcher is not None:
             tasks.append(asyncio.create_task(rt.watcher.run(), name="payment-watcher"))
+        if "payouts" in rt.extras:  # payouts a crash or timeout left pending settle from barkd's history
+            tasks.append(asyncio.create_task(rt.extras["payouts"].run(), name="payout-recovery"))
         async with contextlib.AsyncExitStack() as stack:
             for context in rt.extras.get("lifespan_contexts", []):
                 await stack.enter_async_context(context())
@@ -148,6 +156,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(public.router)
     app.include_router(sessions.router)
+    app.include_router(payouts.router)
     app.include_router(compat.router)
     for endpoint in rt.catalog:
         app.add_api_route(

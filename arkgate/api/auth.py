@@ -32,4 +32,6 @@ async def require_session(request: Request, ledger: Ledger) -> SessionInfo:
     session = await ledger.session_by_token(hash_token(require_token(request)))
     if session is None:
         raise InvalidTokenError("invalid or unknown session token")
+    if session.status == "closed":
+        raise InvalidTokenError("this session was closed")
     return session

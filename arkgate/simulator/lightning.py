@@ -291,6 +291,9 @@ class LightningMixin(WalletCore):
                 self._end_receive(doc)
 
     # -- sends ---------------------------------------------------------------------------------
+    def record_payee(self, destination: str, amount_sat: int) -> None:  # payees.py
+        raise NotImplementedError
+
     def lightning_pay(self, destination: str, amount_sat: int | None) -> dict[str, Any]:
         with self.store.transaction():
             self.require_wallet()
@@ -352,6 +355,7 @@ class LightningMixin(WalletCore):
                 change = self.change_vtxo(inputs, total_in - amount - fee)
                 send["state"] = "paid"
                 send["preimage"] = secrets.token_hex(32)
+                self.record_payee(destination, amount)
                 self.update_movement(movement, status="successful", output_vtxos=[change["id"]] if change else [])
             self.store.put("sends", payment_hash, send)
             return {"message": "Payment initiated successfully", "payment_hash": payment_hash}

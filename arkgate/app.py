@@ -27,7 +27,7 @@ from arkgate.cluster.leader import Leadership
 from arkgate.db import migrate
 from arkgate.db.engine import Database
 from arkgate.downloads import DatabaseDownloadStore, DownloadStore, get_download_store, store_options
-from arkgate.payments import retention
+from arkgate.payments import refund_to, retention
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import CreditResult, Ledger
@@ -95,9 +95,12 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         )
     if rt.barkd is not None:
         # Withdrawals; ``rt.extras["payouts"].listeners`` is the hook for withdrawal.* events.
-        rt.extras["payouts"] = PayoutService(
+        payout_service = PayoutService(
             ledger=ledger, barkd=rt.barkd, events=rt.events, policy=PayoutPolicy.from_settings(settings)
         )
+        rt.extras["payouts"] = payout_service
+        if payout_service.policy.enabled:  # remainders of expired sessions go to their refund_to
+            rt.leader.register("refund-to", lambda: refund_to.refund_expired_forever(payout_service))
     rt.leader.register(
         "retention",
         lambda: retention.pruning_loop(

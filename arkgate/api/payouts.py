@@ -14,6 +14,7 @@ from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.api.sessions import _json_body_schema, iso, lenient_body
 from arkgate.errors import InputError
+from arkgate.payments import refund_to
 from arkgate.payments.payouts import PayoutFailedError, PayoutResult, PayoutsDisabledError, PayoutService
 
 router = APIRouter(tags=["session"])
@@ -123,4 +124,33 @@ async def my_payouts(request: Request) -> Response:
         }
         for p in await rt.ledger.payouts_of(session.id)
     ]
-    return json_response({"balance_sats": session.balance_sats, "payouts": payouts, "count": len(payouts)})
+    return json_response(
+        {
+            "balance_sats": session.balance_sats,
+            "refund_to": await refund_to.refund_to_of(rt.database, session.id),
+            "payouts": payouts,
+            "count": len(payouts),
+        }
+    )
+
+
+class RefundTo(BaseModel):
+    refund_to: Any = Field(None, description="An Ark address; null clears it.", examples=["tark1..."])
+
+
+@router.post(
+    "/v1/sessions/me/refund-to",
+    summary="Where the remainder goes automatically when the session expires",
+    openapi_extra=_json_body_schema(RefundTo),
+)
+async def set_refund_to(request: Request) -> Response:
+    rt = runtime(request)
+    payout_service(rt)  # refuses when payouts are off
+    session = await require_session(request, rt.ledger)
+    body: RefundTo = await lenient_body(request, RefundTo)
+    value = body.refund_to
+    if value is not None and not isinstance(value, str):
+        raise InputError("refund_to must be an Ark address, or null to clear it")
+    destination = refund_to.validate_refund_to(value) if value else None
+    await refund_to.set_refund_to(rt.database, session.id, destination)
+    return json_response({"refund_to": destination, "expires_at": iso(session.expires_at)})

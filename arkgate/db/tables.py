@@ -278,12 +278,12 @@ payouts = Table(
     Column("settled_at", Instant, nullable=True),
 )
 
-# Where a session's remainder goes when it expires (issue 17); closed sessions are marked here too.
+# Where a session's remainder goes when it expires (issue 17). No foreign key: a preference must
+# never stand in the way of pruning a never-funded session.
 session_payout_prefs = Table(
     "session_payout_prefs",
     metadata,
-    Column("session_id", Integer, ForeignKey("sessions.id"), primary_key=True),
+    Column("session_id", Integer, primary_key=True),
     Column("refund_to", Text, nullable=True),
-    Column("closed_at", Instant, nullable=True),
     Column("updated_at", Instant, nullable=False),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -198,3 +199,58 @@ async def test_100_concurrent_withdrawals_and_paid_calls_never_overdraw(
             assert received["payments"] == len(paid_out)
             assert received["received_sat"] == 400 * len(paid_out)
             await gw.assert_ledger_consistent()
+
+
+async def test_refund_to_pays_the_remainder_once_when_the_session_expires(paid_gateway_factory, simulator):
+    from sqlalchemy import update
+
+    from arkgate.db import tables as t
+    from arkgate.db.engine import utcnow
+
+    async with paid_gateway_factory(payout_recover_interval_s=0.05) as gw:
+        address = simulator.payee_address()
+        refused = await gw.client.post("/v1/sessions", json={"amount_sats": 500, "refund_to": "lnbc1nonsense"})
+        assert refused.status_code == 400
+        created = await gw.client.post("/v1/sessions", json={"amount_sats": 500, "refund_to": address})
+        assert created.status_code == 201, created.text
+        token = created.json()["token"]
+        simulator.pay_invoice(created.json()["funding"]["lightning_invoice"])
+        await wait_for(lambda: _balance_is(gw, token, 500))
+        assert (await gw.call("qr-generate", {"data": "spend a little"}, token=token)).status_code == 200
+        listed = await gw.client.get("/v1/sessions/me/payouts", headers=bearer(token))
+        assert listed.json()["refund_to"] == address
+        assert simulator.payee_received(address)["payments"] == 0  # not before it expires
+
+        async with gw.runtime.database.write() as conn:
+            await conn.execute(update(t.sessions).values(expires_at=utcnow() - timedelta(days=1)))
+        await wait_for(lambda: simulator.payee_received(address)["payments"] == 1)
+        rows = await wait_for(lambda: _settled_rows(gw))
+        assert [(r["purpose"], r["state"], int(r["net_sats"])) for r in rows] == [("refund_to", "completed", 498)]
+        # More rounds of the job pay nothing more.
+        service = gw.runtime.extras["payouts"]
+        from arkgate.payments.refund_to import refund_expired
+
+        assert await refund_expired(service) == 0
+        assert simulator.payee_received(address) == {"destination": address, "received_sat": 498, "payments": 1}
+        assert await gw.balance(token) == 0
+        await gw.assert_ledger_consistent()
+
+
+async def test_refund_to_can_be_set_later_and_must_be_an_ark_address(paid_gateway, simulator):
+    token = await funded(paid_gateway, simulator, 400)
+    address = simulator.payee_address()
+    bad = await paid_gateway.client.post(
+        "/v1/sessions/me/refund-to", json={"refund_to": simulator.payee_invoice(10)["invoice"]}, headers=bearer(token)
+    )
+    assert bad.status_code == 400 and "Ark address" in bad.json()["error"]
+    ok = await paid_gateway.client.post("/v1/sessions/me/refund-to", json={"refund_to": address}, headers=bearer(token))
+    assert ok.status_code == 200 and ok.json()["refund_to"] == address
+    cleared = await paid_gateway.client.post(
+        "/v1/sessions/me/refund-to", json={"refund_to": None}, headers=bearer(token)
+    )
+    assert cleared.json()["refund_to"] is None
+
+
+async def _settled_rows(gw: Any) -> list[dict[str, Any]]:
+    rows = await payout_rows(gw)
+    return rows if rows and all(r["state"] != "pending" for r in rows) else []

@@ -1,4 +1,4 @@
-"""payouts: withdrawals of a session's balance, and each session's refund_to / closed mark
+"""payouts: withdrawals of a session's balance, and where each session's remainder goes (refund_to)
 
 Revision ID: 0007
 Revises: 0006
@@ -52,9 +52,7 @@ def upgrade() -> None:
         "session_payout_prefs",
         sa.Column("session_id", sa.Integer(), nullable=False),
         sa.Column("refund_to", sa.Text(), nullable=True),
-        sa.Column("closed_at", _instant(), nullable=True),
         sa.Column("updated_at", _instant(), nullable=False),
-        sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], name=op.f("fk_session_payout_prefs_session_id")),
         sa.PrimaryKeyConstraint("session_id", name=op.f("pk_session_payout_prefs")),
     )
 

@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from arkgate.api import compat, health, metering, payouts, public, sessions
+from arkgate.api import compat, health, lnurl, metering, payouts, public, sessions
 from arkgate.api.cors import PublicCors
 from arkgate.api.envelope import install_error_handlers
 from arkgate.api.metrics import Metrics
@@ -27,6 +27,7 @@ from arkgate.cluster.leader import Leadership
 from arkgate.db import migrate
 from arkgate.db.engine import Database
 from arkgate.downloads import DatabaseDownloadStore, DownloadStore, get_download_store, store_options
+from arkgate.outbound.guard import get_guard
 from arkgate.payments import refund_to, retention
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
@@ -95,8 +96,13 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         )
     if rt.barkd is not None:
         # Withdrawals; ``rt.extras["payouts"].listeners`` is the hook for withdrawal.* events.
+        guard = rt.services.get(get_guard)
         payout_service = PayoutService(
-            ledger=ledger, barkd=rt.barkd, events=rt.events, policy=PayoutPolicy.from_settings(settings)
+            ledger=ledger,
+            barkd=rt.barkd,
+            events=rt.events,
+            policy=PayoutPolicy.from_settings(settings),
+            resolve_invoice=lambda address, sats: lnurl.invoice_for(guard, address, sats),
         )
         rt.extras["payouts"] = payout_service
         if payout_service.policy.enabled:  # remainders of expired sessions go to their refund_to

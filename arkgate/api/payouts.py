@@ -22,7 +22,9 @@ router = APIRouter(tags=["session"])
 
 class Withdraw(BaseModel):
     destination: Any = Field(
-        None, description="A BOLT11 invoice or an Ark address.", examples=["lntbs1...", "tark1..."]
+        None,
+        description="A BOLT11 invoice, a Lightning address (name@domain), an LNURL or an Ark address.",
+        examples=["lntbs1...", "alice@example.com", "tark1..."],
     )
     amount_sats: Any = Field(
         None,
@@ -41,7 +43,7 @@ def payout_service(rt: Runtime) -> PayoutService:
 
 def _destination(body: Withdraw) -> str:
     if not isinstance(body.destination, str) or not body.destination.strip():
-        raise InputError("destination is required: a BOLT11 invoice or an Ark address")
+        raise InputError("destination is required: a BOLT11 invoice, a Lightning address or an Ark address")
     return body.destination
 
 
@@ -63,7 +65,7 @@ async def withdraw(request: Request) -> Response:
     body: Withdraw = await lenient_body(request, Withdraw)
     destination = _destination(body)
     if body.quote_only is True:
-        quote = await service.quote(session, destination, body.amount_sats)
+        quote = await service.quote(session, destination, body.amount_sats, resolve=False)
         return json_response(
             {
                 "rail": quote.target.rail,

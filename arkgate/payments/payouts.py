@@ -84,8 +84,8 @@ class PayoutPolicy:
 class Target:
     """A parsed destination: what barkd is asked to pay."""
 
-    rail: str  # lightning | ark
-    value: str  # BOLT11 invoice or Ark address
+    rail: str  # lightning | ark | lnurl (a Lightning address or LNURL, not yet resolved)
+    value: str  # BOLT11 invoice, Ark address, Lightning address or LNURL
     invoice_sats: int | None = None  # a BOLT11 invoice's own amount (None: any amount)
     payment_hash: str | None = None
 
@@ -130,6 +130,8 @@ class PayoutResult:
 
 
 PayoutListener = Callable[[PayoutEvent], Awaitable[None]]
+# (Lightning address or LNURL, sats) -> a BOLT11 invoice for exactly that amount (``api/lnurl.py``).
+InvoiceResolver = Callable[[str, int], Awaitable[str]]
 
 
 def parse_target(text: str, *, now: datetime | None = None) -> Target:
@@ -141,7 +143,7 @@ def parse_target(text: str, *, now: datetime | None = None) -> Target:
     if lowered.startswith("lno"):
         raise InputError("BOLT12 offers are not supported for withdrawals yet: use a BOLT11 invoice or an Ark address")
     if "@" in value or lowered.startswith("lnurl"):
-        raise InputError("Lightning addresses and LNURL are not supported for withdrawals yet: use a BOLT11 invoice")
+        return Target(rail="lnurl", value=value)  # resolved to an invoice once the amount is known
     if lowered.startswith("ln"):
         try:
             payment_hash, amount_sats, expires_at = invoice_details(value)
@@ -152,7 +154,10 @@ def parse_target(text: str, *, now: datetime | None = None) -> Target:
         return Target(rail="lightning", value=value, invoice_sats=amount_sats or None, payment_hash=payment_hash)
     if lowered.startswith(("ark1", "tark1")) and len(value) < 255:
         return Target(rail="ark", value=value)
-    raise InputError("destination must be a BOLT11 invoice (lnbc...) or an Ark address (ark1... / tark1...)")
+    raise InputError(
+        "destination must be a BOLT11 invoice (lnbc...), a Lightning address (name@domain), an LNURL "
+        "or an Ark address (ark1... / tark1...)"
+    )
 
 
 @dataclass(kw_only=True)
@@ -162,14 +167,22 @@ class PayoutService:
     events: EventHub
     policy: PayoutPolicy
     listeners: list[PayoutListener] = field(default_factory=list)
+    resolve_invoice: InvoiceResolver | None = None
     _sending: set[str] = field(default_factory=set)
 
     # --- quoting -------------------------------------------------------------------------------
-    async def quote(self, session: SessionInfo, destination: str, amount_sats: int | None) -> Quote:
-        """Fees first: what leaves the balance, what the destination gets; refuses what cannot be paid."""
+    async def quote(
+        self, session: SessionInfo, destination: str, amount_sats: int | None, *, resolve: bool = True
+    ) -> Quote:
+        """Fees first: what leaves the balance, what the destination gets; refuses what cannot be paid.
+
+        ``resolve``: ask a Lightning address for its invoice (a fee estimate alone does not need it).
+        """
         if not self.policy.enabled:
             raise PayoutsDisabledError("withdrawals are disabled on this gateway")
         target = parse_target(destination)
+        if target.rail == "lnurl" and self.resolve_invoice is None:
+            raise InputError("Lightning addresses are not supported on this gateway: use a BOLT11 invoice")
         if amount_sats is not None and (isinstance(amount_sats, bool) or not isinstance(amount_sats, int)):
             raise InputError("amount_sats must be a whole number of sats")
         if target.invoice_sats is not None:
@@ -201,10 +214,15 @@ class PayoutService:
                 "can reach the destination",
                 details={"amount_sats": amount, "fee_sats": fee, "balance_sats": session.balance_sats},
             )
+        if target.rail == "lnurl" and resolve:
+            assert self.resolve_invoice is not None
+            invoice = await self.resolve_invoice(target.value, net)
+            payment_hash, _, _ = invoice_details(invoice)
+            target = Target(rail="lightning", value=invoice, invoice_sats=net, payment_hash=payment_hash)
         return Quote(target=target, amount_sats=amount, fee_sats=fee, net_sats=net, barkd_fee_sats=barkd_fee)
 
     async def _barkd_fee(self, target: Target, amount_sats: int) -> int:
-        if target.rail != "lightning":
+        if target.rail == "ark":
             return 0  # arkoor payments carry no fee; barkd has no estimate for them
         estimate = await self.barkd.fee_lightning_pay(amount_sats)
         return int(estimate.get("fee_sats") or 0)

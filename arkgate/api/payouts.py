@@ -47,7 +47,7 @@ def _destination(body: Withdraw) -> str:
     return body.destination
 
 
-def _result_view(result: PayoutResult) -> dict[str, Any]:
+def payout_view(result: PayoutResult) -> dict[str, Any]:
     view = asdict(result)
     view["status"] = view.pop("state")
     return view
@@ -78,9 +78,9 @@ async def withdraw(request: Request) -> Response:
     result = await service.withdraw(session, destination, body.amount_sats)
     if result.state == "failed":
         raise PayoutFailedError(
-            result.reason or "the payment failed; the balance was refunded", details=_result_view(result)
+            result.reason or "the payment failed; the balance was refunded", details=payout_view(result)
         )
-    return json_response(_result_view(result), 202 if result.state == "pending" else 200)
+    return json_response(payout_view(result), 202 if result.state == "pending" else 200)
 
 
 @router.post(
@@ -97,7 +97,7 @@ async def close(request: Request) -> Response:
         service = payout_service(rt)
         destination = _destination(body)
         result = await service.withdraw(session, destination, None, purpose="close")
-        payout = _result_view(result)
+        payout = payout_view(result)
         if result.state == "failed":
             raise PayoutFailedError(
                 result.reason or "the payment failed; the balance was refunded and the session stays open",

@@ -23,9 +23,13 @@ log = structlog.get_logger("arkgate.refund_to")
 
 def validate_refund_to(value: str) -> str:
     """An Ark address (an invoice would expire long before the session does)."""
-    target = parse_target(value)
+    message = "refund_to must be an Ark address (ark1... / tark1...): an invoice expires too soon"
+    try:
+        target = parse_target(value)
+    except InputError as exc:
+        raise InputError(message) from exc
     if target.rail != "ark":
-        raise InputError("refund_to must be an Ark address (ark1... / tark1...): an invoice expires too soon")
+        raise InputError(message)
     return target.value
 
 

@@ -93,7 +93,9 @@ def call(
 
 
 def withdraw(
-    destination: str = typer.Argument(..., help="A BOLT11 invoice, a Lightning address or an Ark address."),
+    destination: str = typer.Argument(
+        ..., help="A BOLT11 invoice, a BOLT12 offer, a Lightning address or an Ark address."
+    ),
     token: str = typer.Option(..., "--token", envvar="ARKGATE_TOKEN", help="The session to pay out of."),
     amount: int | None = typer.Option(None, "--amount", help="Sats taken from the balance, fee included."),
     quote: bool = typer.Option(False, "--quote", help="Only show the fee; pay nothing."),

@@ -356,7 +356,7 @@ def _register_session_tools(server: GatewayMCP) -> None:
         quote_only: bool = False,
         session_token: str | None = None,
     ) -> dict[str, Any]:
-        """Pay sats from the balance out to a BOLT11 invoice, a Lightning address or an Ark address.
+        """Pay sats from the balance out to a BOLT11 invoice, BOLT12 offer, Lightning address or Ark address.
 
         The fee is paid from the amount; quote_only shows it without paying. Without amount_sats an
         invoice's own amount (plus fee) is taken, or else the whole balance.

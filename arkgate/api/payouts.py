@@ -23,8 +23,8 @@ router = APIRouter(tags=["session"])
 class Withdraw(BaseModel):
     destination: Any = Field(
         None,
-        description="A BOLT11 invoice, a Lightning address (name@domain), an LNURL or an Ark address.",
-        examples=["lntbs1...", "alice@example.com", "tark1..."],
+        description="A BOLT11 invoice, a BOLT12 offer, a Lightning address (name@domain) or an Ark address.",
+        examples=["lntbs1...", "lno1...", "alice@example.com", "tark1..."],
     )
     amount_sats: Any = Field(
         None,
@@ -43,7 +43,9 @@ def payout_service(rt: Runtime) -> PayoutService:
 
 def _destination(body: Withdraw) -> str:
     if not isinstance(body.destination, str) or not body.destination.strip():
-        raise InputError("destination is required: a BOLT11 invoice, a Lightning address or an Ark address")
+        raise InputError(
+            "destination is required: a BOLT11 invoice, a BOLT12 offer, a Lightning address or an Ark address"
+        )
     return body.destination
 
 

@@ -141,7 +141,9 @@ def parse_target(text: str, *, now: datetime | None = None) -> Target:
     if lowered.startswith("lightning:"):
         value, lowered = value[10:], lowered[10:]
     if lowered.startswith("lno"):
-        raise InputError("BOLT12 offers are not supported for withdrawals yet: use a BOLT11 invoice or an Ark address")
+        if len(value) > 2000 or not value.isalnum():
+            raise InputError("destination is not a valid BOLT12 offer")
+        return Target(rail="lightning", value=value)  # barkd fetches the invoice; the amount is ours to set
     if "@" in value or lowered.startswith("lnurl"):
         return Target(rail="lnurl", value=value)  # resolved to an invoice once the amount is known
     if lowered.startswith("ln"):
@@ -155,8 +157,8 @@ def parse_target(text: str, *, now: datetime | None = None) -> Target:
     if lowered.startswith(("ark1", "tark1")) and len(value) < 255:
         return Target(rail="ark", value=value)
     raise InputError(
-        "destination must be a BOLT11 invoice (lnbc...), a Lightning address (name@domain), an LNURL "
-        "or an Ark address (ark1... / tark1...)"
+        "destination must be a BOLT11 invoice (lnbc...), a BOLT12 offer (lno...), a Lightning address "
+        "(name@domain) or an Ark address (ark1... / tark1...)"
     )
 
 
@@ -334,11 +336,17 @@ class PayoutService:
         else:
             wanted = None
         if payout["rail"] == "lightning":
+            is_offer = destination.lower().startswith("lno")
+            net = int(payout["net_sats"])
             candidates = [
                 m
-                for m in await self.barkd.history(type_="invoice", value=destination)
+                for m in await self.barkd.history(type_="offer" if is_offer else "invoice", value=destination)
                 if m.subsystem == "bark.lightning_send"
-                and (m.payment_hash == payout["payment_hash"] or any(d.value == destination for d in m.sent_to))
+                and (
+                    (payout["payment_hash"] is not None and m.payment_hash == payout["payment_hash"])
+                    # An offer is paid again and again: its payments differ only by amount (and id).
+                    or any(d.value == destination and (not is_offer or d.amount_sats == net) for d in m.sent_to)
+                )
             ]
         else:
             candidates = [

@@ -16,7 +16,7 @@ from sqlalchemy import and_, exists, insert, select, update
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
 from arkgate.errors import ArkgateError, InputError
-from arkgate.payments.payouts import PayoutService, parse_target
+from arkgate.payments.payouts import ARK_DUST_SATS, PayoutService, parse_target
 
 log = structlog.get_logger("arkgate.refund_to")
 
@@ -52,7 +52,7 @@ async def refund_to_of(database: Database, session_id: int) -> str | None:
 
 
 async def due_refunds(database: Database, now: datetime | None = None) -> list[tuple[int, str]]:
-    """(session id, refund_to) of expired sessions with a balance and no refund_to payout yet."""
+    """(session id, refund_to) of expired sessions with a sendable balance and no refund_to payout yet."""
     s, prefs, payouts = t.sessions, t.session_payout_prefs, t.payouts
     tried = exists().where(and_(payouts.c.session_id == s.c.id, payouts.c.purpose == "refund_to"))
     query = (
@@ -60,7 +60,7 @@ async def due_refunds(database: Database, now: datetime | None = None) -> list[t
         .select_from(s.join(prefs, prefs.c.session_id == s.c.id))
         .where(
             prefs.c.refund_to.is_not(None),
-            s.c.balance_sats > 0,
+            s.c.balance_sats >= ARK_DUST_SATS,  # less cannot be sent to an Ark address
             s.c.expires_at < (now or utcnow()),
             s.c.status != "closed",
             ~tried,

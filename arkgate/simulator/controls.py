@@ -105,6 +105,13 @@ def add_control_routes(router: Router, sim: SimulatorApp) -> None:
             raise ControlError("`amount_sat` must be positive")
         return wallet.payee_invoice(amount, str(body.get("description") or ""))
 
+    @control("POST", "payee/offer")
+    async def payee_offer(request: Request) -> dict[str, Any]:
+        """An outside node's BOLT12 offer (for ``amount_sat``, or any amount without it)."""
+        body = await _body(request)
+        amount = None if body.get("amount_sat") is None else _int(body, "amount_sat")
+        return wallet.payee_offer(amount)
+
     @control("POST", "payee/address")
     async def payee_address(request: Request) -> dict[str, Any]:
         """An outside wallet's Ark address on our Ark server."""

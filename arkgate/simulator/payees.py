@@ -40,6 +40,16 @@ class PayeesMixin(WalletCore):
             self.store.put("payees", invoice, _payee("invoice", invoice))
         return {"invoice": invoice, "payment_hash": payment_hash, "amount_sat": amount_sat}
 
+    def payee_offer(self, amount_sat: int | None) -> Doc:
+        """A BOLT12 offer of another node (opaque here: ``lno1`` + random bech32 characters)."""
+        charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+        offer = "lno1" + "".join(secrets.choice(charset) for _ in range(80))
+        with self.store.transaction():
+            doc = _payee("offer", offer)
+            doc["amount_sat"] = amount_sat
+            self.store.put("payees", offer, doc)
+        return {"offer": offer, "amount_sat": amount_sat}
+
     def payee_address(self) -> Doc:
         """An Ark address of another wallet on the same Ark server."""
         pubkey = coincurve.PrivateKey().public_key.format()

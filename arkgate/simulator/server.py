@@ -110,6 +110,10 @@ class SimulatorServer:
         """An outside node's BOLT11 invoice: ``{invoice, payment_hash, amount_sat}``."""
         return self._control("payee/invoice", {"amount_sat": amount_sat})
 
+    def payee_offer(self, amount_sat: int | None = None) -> str:
+        """An outside node's BOLT12 offer."""
+        return str(self._control("payee/offer", {"amount_sat": amount_sat})["offer"])
+
     def payee_address(self) -> str:
         """An outside wallet's Ark address."""
         return str(self._control("payee/address")["address"])

@@ -66,6 +66,7 @@ SCENARIOS = [
     pytest.param("after_send", "ark", False, "completed", 1, id="killed-after-ark-send"),
     pytest.param("after_send", "lightning", False, "completed", 1, id="killed-after-lightning-send"),
     pytest.param("after_send", "lightning", True, "failed", 0, id="killed-after-a-failed-send"),
+    pytest.param("after_send", "offer", False, "completed", 1, id="killed-after-a-bolt12-send"),
 ]
 
 
@@ -83,8 +84,8 @@ async def test_sigkill_mid_withdrawal_settles_it_once_from_barkds_state(
         try:
             async with httpx.AsyncClient(base_url=first.url, timeout=30) as client:
                 token = await _fund(client, simulator, 1000)
-                if rail == "ark":
-                    destination = simulator.payee_address()
+                if rail in ("ark", "offer"):
+                    destination = simulator.payee_address() if rail == "ark" else simulator.payee_offer()
                     body: dict[str, Any] = {"destination": destination, "amount_sats": 600}
                 else:
                     destination = simulator.payee_invoice(598)["invoice"]

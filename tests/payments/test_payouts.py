@@ -254,3 +254,20 @@ async def test_refund_to_can_be_set_later_and_must_be_an_ark_address(paid_gatewa
 async def _settled_rows(gw: Any) -> list[dict[str, Any]]:
     rows = await payout_rows(gw)
     return rows if rows and all(r["state"] != "pending" for r in rows) else []
+
+
+async def test_withdraw_to_a_bolt12_offer_twice_pays_each_amount_minus_the_fee(paid_gateway_factory, simulator):
+    async with paid_gateway_factory(payout_fee_base_sats=2) as gw:
+        token = await funded(gw, simulator, 1000)
+        offer = simulator.payee_offer()
+        for amount in (300, 300):
+            response = await gw.client.post(
+                "/v1/sessions/withdraw", json={"destination": offer, "amount_sats": amount}, headers=bearer(token)
+            )
+            assert response.status_code == 200, response.text
+            assert (response.json()["status"], response.json()["net_sats"]) == ("completed", amount - 2)
+        assert simulator.payee_received(offer) == {"destination": offer, "received_sat": 596, "payments": 2}
+        rows = await payout_rows(gw)
+        assert len({r["movement_id"] for r in rows}) == 2  # each payout settled by its own movement
+        assert await gw.balance(token) == 400
+        await gw.assert_ledger_consistent()

@@ -24,7 +24,7 @@ import structlog
 
 from arkgate.db.engine import utcnow
 from arkgate.errors import ArkgateError, InputError, InsufficientBalanceError, RateLimitedError, WalletUnavailableError
-from arkgate.payments.barkd import BarkdClient, BarkdError, Movement, invoice_details
+from arkgate.payments.barkd import ASSET_FIELDS, BarkdClient, BarkdError, Movement, invoice_details
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import Ledger, SessionInfo
 from arkgate.settings import Settings
@@ -209,13 +209,8 @@ class PayoutService:
         if net <= 0 or (target.rail == "ark" and net < ARK_DUST_SATS):
             floor = ARK_DUST_SATS if target.rail == "ark" else 1
             raise InputError(f"after the {fee} sat fee the destination must receive at least {floor} sats")
-        if amount > session.balance_sats:
-            raise InsufficientBalanceError(
-                f"insufficient balance: this withdrawal takes {amount} sats ({net} to the destination + {fee} fee) "
-                f"and the session has {session.balance_sats}; at most {max(0, session.balance_sats - fee)} sats "
-                "can reach the destination",
-                details={"amount_sats": amount, "fee_sats": fee, "balance_sats": session.balance_sats},
-            )
+        quote = Quote(target=target, amount_sats=amount, fee_sats=fee, net_sats=net, barkd_fee_sats=barkd_fee)
+        _require_balance(quote, session.balance_sats)
         if target.rail == "lnurl" and resolve:
             assert self.resolve_invoice is not None
             invoice = await self.resolve_invoice(target.value, net)
@@ -246,7 +241,13 @@ class PayoutService:
                 f"at most {self.policy.max_per_hour} withdrawals per hour per session: try again later",
                 details={"_headers": {"Retry-After": "300"}},
             )
-        await self._check_solvency(quote)
+        try:
+            await self._check_solvency(quote)
+        except WalletUnavailableError:
+            # Concurrent spending may be why: then the answer is the balance, not the wallet.
+            now = await self.ledger.session_by_id(session.id)
+            _require_balance(quote, now.balance_sats if now is not None else 0)
+            raise
         payout_id = "po_" + secrets.token_hex(12)
         charge = await self.ledger.record_payout(
             session.token_hash,
@@ -293,10 +294,11 @@ class PayoutService:
         """After the payout the wallet must still cover every balance left (liabilities)."""
         balance = await self.barkd.balance()
         spendable = int(balance.get("spendable_sat") or 0)
+        assets = sum(int(balance.get(name) or 0) for name in ASSET_FIELDS)  # as the operator overview counts
         liabilities = await self.ledger.liabilities_sats()
         leaves = quote.net_sats + quote.barkd_fee_sats
-        if spendable - leaves < liabilities - quote.amount_sats:
-            log.warning("payout.insolvent", spendable_sats=spendable, liabilities_sats=liabilities)
+        if spendable < leaves or assets - leaves < liabilities - quote.amount_sats:
+            log.warning("payout.insolvent", assets_sats=assets, spendable_sats=spendable, liabilities_sats=liabilities)
             raise WalletUnavailableError("withdrawals are paused: the gateway's wallet cannot cover this one right now")
 
     async def _pause(self, point: str, payout_id: str) -> None:
@@ -418,6 +420,16 @@ class PayoutService:
             except Exception:  # the next round tries again
                 log.exception("payout.recover_round_failed")
             await asyncio.sleep(self.policy.recover_interval_s)
+
+
+def _require_balance(quote: Quote, balance_sats: int) -> None:
+    if quote.amount_sats > balance_sats:
+        raise InsufficientBalanceError(
+            f"insufficient balance: this withdrawal takes {quote.amount_sats} sats ({quote.net_sats} to the "
+            f"destination + {quote.fee_sats} fee) and the session has {balance_sats}; at most "
+            f"{max(0, balance_sats - quote.fee_sats)} sats can reach the destination",
+            details={"amount_sats": quote.amount_sats, "fee_sats": quote.fee_sats, "balance_sats": balance_sats},
+        )
 
 
 def _result(payout_id: str, state: str, quote: Quote, balance_sats: int, reason: str | None = None) -> PayoutResult:

@@ -271,3 +271,22 @@ async def test_withdraw_to_a_bolt12_offer_twice_pays_each_amount_minus_the_fee(p
         assert len({r["movement_id"] for r in rows}) == 2  # each payout settled by its own movement
         assert await gw.balance(token) == 400
         await gw.assert_ledger_consistent()
+
+
+async def test_a_withdrawal_is_not_revenue_nor_a_call_in_the_statistics(paid_gateway_factory, simulator):
+    from tests.admin.conftest import ADMIN_TOKEN, admin_get
+
+    async with paid_gateway_factory(admin_token=ADMIN_TOKEN) as gw:
+        token = await funded(gw, simulator, 1000)
+        assert (await gw.call("qr-generate", {"data": "one call"}, token=token)).status_code == 200
+        address = simulator.payee_address()
+        paid = await gw.client.post(
+            "/v1/sessions/withdraw", json={"destination": address, "amount_sats": 500}, headers=bearer(token)
+        )
+        assert paid.status_code == 200, paid.text
+        overview = await admin_get(gw.client, "overview")
+        assert overview["revenue_all_time_sats"] == 2
+        assert overview["liabilities_sats"] == 498
+        assert [e["endpoint"] for e in overview["endpoints"]] == ["qr-generate"]
+        stats = (await gw.client.get("/v1/stats")).json()
+        assert stats["calls_today"] == 1

@@ -5,7 +5,9 @@ Invariants (asserted by the tests after every scenario):
 - a payment identity (``payment_key``) is credited at most once, whatever races or replays;
 - a received VTXO id is credited at most once, whatever movement or wallet id it comes with;
 - a debit happens only if the balance covers it (one conditional UPDATE), so it never goes negative;
-- a call is settled once: its refunds never exceed its debit (``charging.py`` holds these rules).
+- a call is settled once: its refunds never exceed its debit (``charging.py`` holds these rules);
+- a payout (withdrawal) is debited by the same conditional UPDATE before barkd sends anything, and
+  settled once: ``completed``, or ``failed`` and refunded in full exactly once.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from arkgate.api import compat, health, keys, metering, public, sessions
+from arkgate.api import compat, health, keys, lnurl, metering, payouts, public, sessions
 from arkgate.api.cors import PublicCors
 from arkgate.api.envelope import install_error_handlers
 from arkgate.api.metrics import Metrics
@@ -27,10 +27,12 @@ from arkgate.cluster.leader import Leadership
 from arkgate.db import migrate
 from arkgate.db.engine import Database
 from arkgate.downloads import DatabaseDownloadStore, DownloadStore, get_download_store, store_options
-from arkgate.payments import retention
+from arkgate.outbound.guard import get_guard
+from arkgate.payments import refund_to, retention
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import CreditResult, Ledger
+from arkgate.payments.payouts import PayoutPolicy, PayoutService
 from arkgate.payments.sweeper import CallSweeper, load_instance_id
 from arkgate.payments.watcher import PaymentWatcher
 from arkgate.settings import Settings
@@ -92,6 +94,19 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             audit_interval_s=settings.history_audit_interval_s,
             on_credit=lambda result, rail: _count_credit(rt, result, rail),
         )
+    if rt.barkd is not None:
+        # Withdrawals; ``rt.extras["payouts"].listeners`` is the hook for withdrawal.* events.
+        guard = rt.services.get(get_guard)
+        payout_service = PayoutService(
+            ledger=ledger,
+            barkd=rt.barkd,
+            events=rt.events,
+            policy=PayoutPolicy.from_settings(settings),
+            resolve_invoice=lambda address, sats: lnurl.invoice_for(guard, address, sats),
+        )
+        rt.extras["payouts"] = payout_service
+        if payout_service.policy.enabled:  # remainders of expired sessions go to their refund_to
+            rt.leader.register("refund-to", lambda: refund_to.refund_expired_forever(payout_service))
     rt.leader.register(
         "retention",
         lambda: retention.pruning_loop(
@@ -111,6 +126,8 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(sweeper.run(), name="call-sweeper")]
         if rt.watcher is not None:
             tasks.append(asyncio.create_task(rt.watcher.run(), name="payment-watcher"))
+        if "payouts" in rt.extras:  # payouts a crash or timeout left pending settle from barkd's history
+            tasks.append(asyncio.create_task(rt.extras["payouts"].run(), name="payout-recovery"))
         async with contextlib.AsyncExitStack() as stack:
             for context in rt.extras.get("lifespan_contexts", []):
                 await stack.enter_async_context(context())
@@ -149,6 +166,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     app.include_router(public.router)
     app.include_router(sessions.router)
     app.include_router(keys.router)
+    app.include_router(payouts.router)
     app.include_router(compat.router)
     for endpoint in rt.catalog:
         app.add_api_route(

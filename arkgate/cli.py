@@ -271,7 +271,7 @@ def _register_subcommands() -> None:
     """Sub-commands that live with their packages."""
     from arkgate.admin import doctor
     from arkgate.admin.commands import admin_app
-    from arkgate.client_cli import call, create_key
+    from arkgate.client_cli import call, create_key, withdraw
     from arkgate.simulator import commands as sim_commands
 
     app.command("simulator", help="Run the bundled barkd simulator.")(sim_commands.simulator)
@@ -280,6 +280,7 @@ def _register_subcommands() -> None:
     app.command("doctor", help="Check this deployment against the mainnet checklist.")(doctor.command)
     app.command("call", help="Create a session, pay it, and call an endpoint.")(call)
     app.command("create-key", help="Create a capped sub-key of a session, for another agent.")(create_key)
+    app.command("withdraw", help="Pay a session's balance out to an invoice, Lightning or Ark address.")(withdraw)
 
 
 _register_subcommands()

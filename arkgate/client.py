@@ -151,6 +151,23 @@ class ArkgateClient:
         """Receipts of recent calls, newest first, each naming the sub-key that spent it (``key_id``)."""
         return self._request("GET", "/v1/sessions/me/calls", params={"limit": limit})["calls"]  # type: ignore[no-any-return]
 
+    # --- payouts ----------------------------------------------------------------------------
+    def withdraw(self, destination: str, amount_sats: int | None = None, *, quote_only: bool = False) -> dict[str, Any]:
+        """Pay sats out of the balance (fee included in ``amount_sats``); ``quote_only`` shows the fee only."""
+        body: dict[str, Any] = {"destination": destination, "quote_only": quote_only}
+        if amount_sats is not None:
+            body["amount_sats"] = amount_sats
+        return self._request("POST", "/v1/sessions/withdraw", json=body)  # type: ignore[no-any-return]
+
+    def close_session(self, destination: str | None = None) -> dict[str, Any]:
+        """Withdraw the whole balance to ``destination`` and close the token."""
+        body = {"destination": destination} if destination is not None else {}
+        return self._request("POST", "/v1/sessions/close", json=body)  # type: ignore[no-any-return]
+
+    def set_refund_to(self, ark_address: str | None) -> dict[str, Any]:
+        """Where the remainder goes automatically when the session expires (None clears it)."""
+        return self._request("POST", "/v1/sessions/me/refund-to", json={"refund_to": ark_address})  # type: ignore[no-any-return]
+
     def wait_for_funding(
         self,
         min_sats: int = 1,

@@ -121,6 +121,31 @@ def create_key(
     typer.echo(json.dumps(key, indent=2, ensure_ascii=False))
 
 
+def withdraw(
+    destination: str = typer.Argument(
+        ..., help="A BOLT11 invoice, a BOLT12 offer, a Lightning address or an Ark address."
+    ),
+    token: str = typer.Option(..., "--token", envvar="ARKGATE_TOKEN", help="The session to pay out of."),
+    amount: int | None = typer.Option(None, "--amount", help="Sats taken from the balance, fee included."),
+    quote: bool = typer.Option(False, "--quote", help="Only show the fee; pay nothing."),
+    close: bool = typer.Option(False, "--close", help="Withdraw everything and close the token."),
+    url: str = typer.Option("http://127.0.0.1:8080", "--url", envvar="ARKGATE_URL", help="Gateway base URL."),
+) -> None:
+    """Pay a session's balance out (some of it, or all of it with --close)."""
+    with ArkgateClient(url, token) as client:
+        try:
+            if close:
+                result = client.close_session(destination)
+            else:
+                result = client.withdraw(destination, amount, quote_only=quote)
+        except ArkgateAPIError as exc:
+            _fail(f"HTTP {exc.status}: {_message(exc)} (nothing was paid out)", _api_hint(exc.status))
+        except httpx.HTTPError as exc:
+            reason = "connection refused" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
+            _fail(f"cannot reach the gateway at {url}: {reason}", "start it or set --url / ARKGATE_URL")
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 def _fail(message: str, hint: str, *, code: int = 1) -> NoReturn:
     _err(f"Error: {message}. Hint: {hint}")
     raise typer.Exit(code)

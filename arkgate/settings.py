@@ -158,6 +158,31 @@ class Settings(BaseSettings):
         description="How often calls left in flight past their deadline (a crashed instance's) are refunded.",
     )
 
+    # --- payouts: withdraw, close, refund_to (issue 17) ----------------------------------
+    payouts_enabled: bool = Field(True, description="Sessions may withdraw their balance (barkd mode only).")
+    payout_min_sats: int = Field(1, ge=1, description="Smallest amount a withdrawal may take from a balance.")
+    payout_fee_base_sats: int = Field(
+        0, ge=0, description="Fee policy: sats the operator adds to barkd's fee estimate on every withdrawal."
+    )
+    payout_fee_ppm: int = Field(
+        0, ge=0, le=1_000_000, description="Fee policy: parts per million of the amount added to the fee."
+    )
+    payout_max_per_hour: int = Field(10, ge=1, description="Withdrawals one session may start per hour.")
+    payout_send_timeout_s: float = Field(30.0, gt=0, description="How long a withdrawal waits for barkd's answer.")
+    payout_unknown_grace_s: float = Field(
+        120.0,
+        ge=0,
+        description="A withdrawal barkd has no trace of this long after its send timed out is refunded.",
+    )
+    payout_recover_interval_s: float = Field(
+        15.0, gt=0, description="How often withdrawals with an unknown outcome are settled from barkd's history."
+    )
+    payout_test_pause: str = Field(
+        "",
+        pattern="^(|before_send|after_send)$",
+        description="Tests only: hold every withdrawal before or after barkd's send (crash tests).",
+    )
+
     # --- rate limits --------------------------------------------------------------------
     rate_limits: str = Field("on", description="'off' disables rate limiting (load tests).")
     rate_limit_storage: str = Field("memory://", description="limits storage URL: memory:// or redis://host:port/db.")

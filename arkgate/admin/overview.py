@@ -17,15 +17,13 @@ from arkgate.admin.console import Console
 from arkgate.db import tables as t
 from arkgate.db.engine import utcnow
 from arkgate.errors import WalletUnavailableError
-from arkgate.payments.barkd import BarkdError
+from arkgate.payments.barkd import ASSET_FIELDS, BarkdError
+from arkgate.payments.charging import PAYOUT_ENDPOINT
 
 _SIGNED = case((t.calls.c.kind == "debit", t.calls.c.amount_sats), else_=-t.calls.c.amount_sats)
 _IS_DEBIT = case((t.calls.c.kind == "debit", 1), else_=0)
 _IS_REFUND = case((t.calls.c.kind == "refund", 1), else_=0)
-
-# barkd balance fields that are the operator's money (``*_sat`` as barkd names them). barkd 0.8
-# moves expired and too-deep VTXOs out of spendable_sat into needs_refresh_sat: still ours.
-ASSET_FIELDS = ("spendable_sat", "needs_refresh_sat", "pending_in_round_sat", "pending_board_sat", "pending_exit_sat")
+_NOT_PAYOUT = t.calls.c.endpoint_id != PAYOUT_ENDPOINT  # a withdrawal is the customer's money, not revenue
 
 
 async def wallet_view(console: Console) -> dict[str, Any]:
@@ -82,7 +80,7 @@ async def build_overview(console: Console) -> dict[str, Any]:
     async with rt.database.read() as conn:
 
         async def revenue_since(since: datetime | None) -> int:
-            query = select(func.coalesce(func.sum(_SIGNED), 0))
+            query = select(func.coalesce(func.sum(_SIGNED), 0)).where(_NOT_PAYOUT)
             if since is not None:
                 query = query.where(t.calls.c.created_at >= since)
             return int((await conn.execute(query)).scalar_one())
@@ -106,6 +104,7 @@ async def build_overview(console: Console) -> dict[str, Any]:
                     func.sum(_IS_REFUND).label("refunds"),
                     func.sum(_SIGNED).label("sats"),
                 )
+                .where(_NOT_PAYOUT)
                 .group_by(t.calls.c.endpoint_id)
                 .order_by(func.sum(_SIGNED).desc())
             )
@@ -157,7 +156,7 @@ async def build_overview(console: Console) -> dict[str, Any]:
         funding_per_hour = dict.fromkeys(hours, 0)
         for row in await conn.execute(
             select(t.calls.c.created_at, t.calls.c.kind, t.calls.c.amount_sats).where(
-                t.calls.c.created_at >= first_hour
+                t.calls.c.created_at >= first_hour, _NOT_PAYOUT
             )
         ):
             bucket = _hour(row.created_at)

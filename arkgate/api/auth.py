@@ -51,6 +51,8 @@ async def caller_by_token_hash(ledger: Ledger, token_hash: str) -> Caller:
     """The session or usable sub-key a token hash names; 401 if unknown, revoked or expired."""
     session = await ledger.session_by_token(token_hash)
     if session is not None:
+        if session.status == "closed":
+            raise InvalidTokenError("this session was closed")
         return Caller(session=session)
     key = await subkeys.key_by_token(ledger.db, token_hash)
     if key is None:
@@ -61,6 +63,8 @@ async def caller_by_token_hash(ledger: Ledger, token_hash: str) -> Caller:
     parent = await ledger.session_by_id(key.session_id)
     if parent is None:
         raise InvalidTokenError("invalid or unknown session token")
+    if parent.status == "closed":
+        raise InvalidTokenError("this key's session was closed")
     return Caller(session=parent, key=key)
 
 

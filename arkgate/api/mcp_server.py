@@ -37,10 +37,12 @@ from arkgate.api.envelope import error_response, validation_message
 from arkgate.api.keys import CreateKey, create_sub_key
 from arkgate.api.manifests import price_text
 from arkgate.api.metering import Meter, bearer_token_hash
+from arkgate.api.payouts import payout_service, payout_view
 from arkgate.api.runtime import Runtime
 from arkgate.api.sessions import caller_balance_view, funding_view, open_session, top_up_session, validate_amount
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import ArkgateError
+from arkgate.payments.payouts import PayoutFailedError
 
 log = structlog.get_logger("arkgate.mcp")
 
@@ -394,7 +396,38 @@ def _register_session_tools(server: GatewayMCP) -> None:
 
         return await _guard(work())  # type: ignore[no-any-return]
 
-    for fn in (create_session, session_funding, check_balance, top_up, create_key):
+    async def withdraw(
+        ctx: Context,
+        destination: str,
+        amount_sats: int | None = None,
+        quote_only: bool = False,
+        session_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Pay sats from the balance out to a BOLT11 invoice, BOLT12 offer, Lightning address or Ark address.
+
+        The fee is paid from the amount; quote_only shows it without paying. Without amount_sats an
+        invoice's own amount (plus fee) is taken, or else the whole balance.
+        """
+
+        async def work() -> dict[str, Any]:
+            session = await _session_for(server, ctx, session_token, "withdraw")
+            service = payout_service(rt)
+            if quote_only:
+                quote = await service.quote(session, destination, amount_sats, resolve=False)
+                return {
+                    "amount_sats": quote.amount_sats,
+                    "fee_sats": quote.fee_sats,
+                    "net_sats": quote.net_sats,
+                    "balance_sats": session.balance_sats,
+                }
+            result = await service.withdraw(session, destination, amount_sats)
+            if result.state == "failed":
+                raise PayoutFailedError(result.reason or "the payment failed; the balance was refunded")
+            return payout_view(result)
+
+        return await _guard(work())  # type: ignore[no-any-return]
+
+    for fn in (create_session, session_funding, check_balance, top_up, create_key, withdraw):
         server.add_tool(fn, name=fn.__name__, structured_output=True)
 
 

@@ -18,7 +18,7 @@ from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.db.engine import utcnow
 from arkgate.errors import ArkgateError, InputError, RateLimitedError, WalletUnavailableError
-from arkgate.payments import origins, subkeys
+from arkgate.payments import origins, refund_to, subkeys
 from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdError
 from arkgate.payments.charging import INTERRUPTED
@@ -29,6 +29,7 @@ router = APIRouter(tags=["session"])
 
 class CreateSession(BaseModel):
     amount_sats: Any = Field(None, description="How many sats to fund the session with.", examples=[500])
+    refund_to: Any = Field(None, description="Ark address that receives the remainder when the session expires.")
 
 
 class Funding(BaseModel):
@@ -246,10 +247,23 @@ async def create_session(request: Request) -> Response:
     if body.amount_sats is None and rt.settings.payment_mode == "free":
         body.amount_sats = rt.settings.free_balance_sats  # ArkAPI's free mode funds a session without a body
     amount = validate_amount(rt, body.amount_sats)
+    destination = _refund_to(rt, body.refund_to)
     ip = request.client.host if request.client else "unknown"
     await rt.limits.hit("sessions", ip, request.scope)
-    _, created = await open_session(rt, amount, client_ip=ip)
+    token, created = await open_session(rt, amount, client_ip=ip)
+    if destination is not None:
+        session = await rt.ledger.session_by_token(hash_token(token))
+        assert session is not None
+        await refund_to.set_refund_to(rt.database, session.id, destination)
     return json_response(created.model_dump(), 201)
+
+
+def _refund_to(rt: Runtime, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or "payouts" not in rt.extras:
+        raise InputError("refund_to must be an Ark address, on a gateway that pays out (barkd mode)")
+    return refund_to.validate_refund_to(value)
 
 
 async def add_topup_invoice(rt: Runtime, session_id: int, amount_sats: int) -> dict[str, Any]:

@@ -277,3 +277,39 @@ session_keys = Table(
     Column("expires_at", Instant, nullable=True),
     Column("revoked_at", Instant, nullable=True),
 )
+
+# Withdrawals of a session's balance through barkd (issue 17). Recorded and debited (a ``calls``
+# debit with endpoint ``withdraw`` and ``call_id`` = ``payout_id``) in one transaction *before*
+# the send; settled once from barkd's answer or history: ``completed``, or ``failed`` and refunded.
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("payout_id", String(32), nullable=False, unique=True),
+    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("rail", String(16), nullable=False),  # lightning | ark
+    Column("destination", Text, nullable=False),  # what barkd was asked to pay
+    Column("amount_sats", BigInteger, nullable=False),  # taken from the balance
+    Column("fee_sats", BigInteger, nullable=False),  # stated fee, part of amount_sats
+    Column("net_sats", BigInteger, nullable=False),  # what the destination receives
+    Column("payment_hash", String(64), nullable=True),  # Lightning: known before the send
+    # barkd's movement for this send, once matched; unique so one movement settles one payout.
+    Column("movement_id", BigInteger, nullable=True, unique=True),
+    Column("state", String(16), nullable=False, index=True),  # pending | completed | failed
+    Column("reason", String(255), nullable=True),  # why it failed
+    Column("purpose", String(16), nullable=False),  # withdraw | close | refund_to
+    Column("instance_id", String(64), nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("deadline_at", Instant, nullable=False),  # barkd's answer is overdue after this
+    Column("settled_at", Instant, nullable=True),
+)
+
+# Where a session's remainder goes when it expires (issue 17). No foreign key: a preference must
+# never stand in the way of pruning a never-funded session.
+session_payout_prefs = Table(
+    "session_payout_prefs",
+    metadata,
+    Column("session_id", Integer, primary_key=True),
+    Column("refund_to", Text, nullable=True),
+    Column("updated_at", Instant, nullable=False),
+)

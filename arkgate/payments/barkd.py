@@ -19,6 +19,10 @@ from arkgate.errors import ArkgateError, WalletUnavailableError
 
 RECEIVE_GONE = "no pending lightning receive found"
 
+# barkd balance fields that are the operator's money (``*_sat`` as barkd names them). barkd 0.8
+# moves expired and too-deep VTXOs out of spendable_sat into needs_refresh_sat: still ours.
+ASSET_FIELDS = ("spendable_sat", "needs_refresh_sat", "pending_in_round_sat", "pending_board_sat", "pending_exit_sat")
+
 
 class BarkdError(ArkgateError):
     """barkd answered, but with an error."""

@@ -476,3 +476,128 @@ def refusal(session: SessionState | None, amount_sats: int) -> ArkgateError:
         f"insufficient balance: this call costs {amount_sats} sats and the session has {session.balance_sats}",
         details=details,
     )
+
+
+# --- payouts (withdraw, close, refund_to) -------------------------------------------------------
+# A payout spends the balance like a call does: the same conditional ``debit`` and a ``debit``
+# ledger row (endpoint ``withdraw``), so concurrent withdrawals and paid calls share one rule and
+# can never overdraw. It has no ``calls_in_flight`` row: the call sweep must never refund a send
+# whose outcome is unknown; ``apply_payout_settlement`` settles it from barkd's answer instead.
+PAYOUT_ENDPOINT = "withdraw"
+_payouts = t.payouts
+_RECORD_PAYOUT = insert(_payouts)
+_SETTLE_PAYOUT = (
+    update(_payouts)
+    .where(_payouts.c.payout_id == bindparam("p_payout_id"), _payouts.c.state == "pending")
+    .values(
+        state=bindparam("p_state"),
+        reason=bindparam("p_reason"),
+        movement_id=bindparam("p_movement_id"),
+        settled_at=bindparam("p_now", type_=t.Instant),
+    )
+)
+_PAYOUT = select(_payouts.c.session_id, _payouts.c.amount_sats).where(_payouts.c.payout_id == bindparam("p_payout_id"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PayoutRequest:
+    charge: ChargeRequest  # the debit: call_id is the payout id, endpoint_id ``withdraw``
+    rail: str
+    destination: str
+    fee_sats: int
+    net_sats: int
+    payment_hash: str | None
+    purpose: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PayoutSettlement:
+    payout_id: str
+    state: str  # completed | failed (failed refunds the whole amount)
+    reason: str | None
+    movement_id: int | None
+    now: datetime
+
+
+def apply_payout(conn: Connection, request: PayoutRequest) -> Debited:
+    """Debit the balance and record the payout as ``pending``, in one transaction, before any send."""
+    charge = request.charge
+    debited = debit(conn, charge)
+    if debited is None:
+        raise refusal(session_state(conn, charge.token_hash), charge.amount_sats)
+    conn.execute(
+        _RECORD_CALL,
+        {
+            "call_id": charge.call_id,
+            "session_id": debited.session_id,
+            "endpoint_id": PAYOUT_ENDPOINT,
+            "kind": "debit",
+            "amount_sats": charge.amount_sats,
+            "reason": None,
+            "created_at": charge.now,
+        },
+    )
+    conn.execute(
+        _RECORD_PAYOUT,
+        {
+            "payout_id": charge.call_id,
+            "session_id": debited.session_id,
+            "rail": request.rail,
+            "destination": request.destination,
+            "amount_sats": charge.amount_sats,
+            "fee_sats": request.fee_sats,
+            "net_sats": request.net_sats,
+            "payment_hash": request.payment_hash,
+            "movement_id": None,
+            "state": "pending",
+            "reason": None,
+            "purpose": request.purpose,
+            "instance_id": charge.instance_id,
+            "created_at": charge.now,
+            "deadline_at": charge.deadline_at,
+            "settled_at": None,
+        },
+    )
+    return debited
+
+
+def apply_payout_settlement(conn: Connection, request: PayoutSettlement) -> Settled | None:
+    """Move a pending payout to its end state once; a failed one is refunded in full, once.
+
+    The conditional UPDATE (``state = 'pending'``) is the claim: a second settlement (the sender and
+    the recovery job racing, two instances) matches nothing and changes nothing.
+    """
+    params = {
+        "p_payout_id": request.payout_id,
+        "p_state": request.state,
+        "p_reason": (request.reason or None) and str(request.reason)[:255],
+        "p_movement_id": request.movement_id,
+        "p_now": request.now,
+    }
+    if conn.execute(_SETTLE_PAYOUT, params).rowcount != 1:
+        return None
+    row = conn.execute(_PAYOUT, {"p_payout_id": request.payout_id}).one()
+    refund = int(row.amount_sats) if request.state == "failed" else 0
+    balance: int | None = None
+    if refund:
+        conn.execute(_CREDIT_BACK, {"p_session_id": row.session_id, "p_amount": refund})
+        conn.execute(
+            _RECORD_CALL,
+            {
+                "call_id": request.payout_id,
+                "session_id": row.session_id,
+                "endpoint_id": PAYOUT_ENDPOINT,
+                "kind": "refund",
+                "amount_sats": refund,
+                "reason": "payout_failed",
+                "created_at": request.now,
+            },
+        )
+    balance = int(conn.execute(_BALANCE, {"p_session_id": row.session_id}).scalar_one())
+    return Settled(
+        call_id=request.payout_id,
+        session_id=int(row.session_id),
+        endpoint_id=PAYOUT_ENDPOINT,
+        refunded_sats=refund,
+        balance_sats=balance,
+    )

@@ -5,7 +5,9 @@ Invariants (asserted by the tests after every scenario):
 - a payment identity (``payment_key``) is credited at most once, whatever races or replays;
 - a received VTXO id is credited at most once, whatever movement or wallet id it comes with;
 - a debit happens only if the balance covers it (one conditional UPDATE), so it never goes negative;
-- a call is settled once: its refunds never exceed its debit (``charging.py`` holds these rules).
+- a call is settled once: its refunds never exceed its debit (``charging.py`` holds these rules);
+- a payout (withdrawal) is debited by the same conditional UPDATE before barkd sends anything, and
+  settled once: ``completed``, or ``failed`` and refunded in full exactly once.
 """
 
 from __future__ import annotations
@@ -591,6 +593,126 @@ class Ledger:
             return settled.balance_sats
         session = await self.session_by_id(charge.session_id)
         return session.balance_sats if session is not None else charge.balance_sats
+
+    # --- payouts ------------------------------------------------------------------------
+    async def record_payout(
+        self,
+        token_hash: str,
+        *,
+        payout_id: str,
+        amount_sats: int,
+        fee_sats: int,
+        net_sats: int,
+        rail: str,
+        destination: str,
+        payment_hash: str | None,
+        purpose: str,
+        deadline_s: float,
+    ) -> Charge:
+        """Debit ``amount_sats`` (the one conditional debit) and record the payout ``pending``, before the send."""
+        now = utcnow()
+        charge = ChargeRequest(
+            token_hash=token_hash,
+            endpoint_id=charging.PAYOUT_ENDPOINT,
+            amount_sats=amount_sats,
+            call_id=payout_id,
+            now=now,
+            session_expires_at=now + self.session_ttl,
+            idempotency=None,
+            idempotency_cutoff=now,
+            instance_id=self.instance_id,
+            deadline_at=now + timedelta(seconds=deadline_s),
+        )
+        request = charging.PayoutRequest(
+            charge=charge,
+            rail=rail,
+            destination=destination,
+            fee_sats=fee_sats,
+            net_sats=net_sats,
+            payment_hash=payment_hash,
+            purpose=purpose,
+        )
+        debited = await self._write(partial(charging.apply_payout, request=request))
+        log.info(
+            "payout.recorded",
+            payout_id=payout_id,
+            session_id=debited.session_id,
+            amount_sats=amount_sats,
+            fee_sats=fee_sats,
+            rail=rail,
+        )
+        return Charge(
+            session_id=debited.session_id,
+            call_id=payout_id,
+            endpoint_id=charging.PAYOUT_ENDPOINT,
+            amount_sats=amount_sats,
+            balance_sats=debited.balance_sats,
+        )
+
+    async def settle_payout(
+        self, payout_id: str, *, state: str, reason: str | None = None, movement_id: int | None = None
+    ) -> Settled | None:
+        """End a pending payout once (``completed``, or ``failed`` and refunded); None if already settled."""
+        request = charging.PayoutSettlement(
+            payout_id=payout_id, state=state, reason=reason, movement_id=movement_id, now=utcnow()
+        )
+        try:
+            settled = await self._write(partial(charging.apply_payout_settlement, request=request), savepoint=True)
+        except IntegrityError:
+            return None  # that movement already settled another payout: this one stays pending
+        if settled is not None:
+            log.info(
+                "payout.settled",
+                payout_id=payout_id,
+                session_id=settled.session_id,
+                state=state,
+                reason=reason,
+                refunded_sats=settled.refunded_sats,
+                balance_sats=settled.balance_sats,
+            )
+        return settled
+
+    async def close_session(self, session_id: int) -> None:
+        """Mark a session closed: its token is refused from now on (a late payment still credits it)."""
+        async with self.db.write() as conn:
+            await conn.execute(update(t.sessions).where(t.sessions.c.id == session_id).values(status="closed"))
+
+    async def payout(self, payout_id: str) -> dict[str, Any] | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(t.payouts).where(t.payouts.c.payout_id == payout_id))).first()
+        return None if row is None else dict(row._mapping)
+
+    async def payouts_of(self, session_id: int, *, limit: int = 100) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(t.payouts)
+                .where(t.payouts.c.session_id == session_id)
+                .order_by(t.payouts.c.id.desc())
+                .limit(limit)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    async def pending_payouts(self) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(t.payouts).where(t.payouts.c.state == "pending").order_by(t.payouts.c.id))
+            return [dict(row._mapping) for row in rows]
+
+    async def claimed_movement_ids(self, movement_ids: Iterable[int]) -> set[int]:
+        wanted = list(set(movement_ids))
+        if not wanted:
+            return set()
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(t.payouts.c.movement_id).where(t.payouts.c.movement_id.in_(wanted)))
+            return {int(row.movement_id) for row in rows}
+
+    async def payouts_since(self, session_id: int, since: datetime) -> int:
+        async with self.db.read() as conn:
+            total = (
+                await conn.execute(
+                    select(func.count()).where(t.payouts.c.session_id == session_id, t.payouts.c.created_at >= since)
+                )
+            ).scalar_one()
+        return int(total)
 
     # --- interrupted calls ----------------------------------------------------------------
     async def interrupted_calls(self, *, include_own: bool, now: datetime | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, func, select
 
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
+from arkgate.payments.charging import PAYOUT_ENDPOINT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +39,7 @@ async def public_stats(database: Database, endpoint_ids: Iterable[str], now: dat
     kept = func.sum(case((t.calls.c.kind == "debit", t.calls.c.amount_sats), else_=-t.calls.c.amount_sats))
     per_call = (
         select(t.calls.c.endpoint_id, func.min(t.calls.c.created_at).label("at"), kept.label("sats"))
-        .where(t.calls.c.created_at >= since)
+        .where(t.calls.c.created_at >= since, t.calls.c.endpoint_id != PAYOUT_ENDPOINT)  # withdrawals are not calls
         .group_by(t.calls.c.call_id, t.calls.c.endpoint_id)
     )
     active = select(func.count()).where(

@@ -96,6 +96,35 @@ def add_control_routes(router: Router, sim: SimulatorApp) -> None:
             exit_depth=_int(body, "exit_depth", 2),
         )
 
+    @control("POST", "payee/invoice")
+    async def payee_invoice(request: Request) -> dict[str, Any]:
+        """An outside node's invoice for ``amount_sat`` (any amount without it) that our wallet can pay."""
+        body = await _body(request)
+        amount = None if body.get("amount_sat") is None else _int(body, "amount_sat")
+        if amount is not None and amount < 1:
+            raise ControlError("`amount_sat` must be positive")
+        return wallet.payee_invoice(amount, str(body.get("description") or ""))
+
+    @control("POST", "payee/offer")
+    async def payee_offer(request: Request) -> dict[str, Any]:
+        """An outside node's BOLT12 offer (for ``amount_sat``, or any amount without it)."""
+        body = await _body(request)
+        amount = None if body.get("amount_sat") is None else _int(body, "amount_sat")
+        return wallet.payee_offer(amount)
+
+    @control("POST", "payee/address")
+    async def payee_address(request: Request) -> dict[str, Any]:
+        """An outside wallet's Ark address on our Ark server."""
+        return wallet.payee_address()
+
+    @control("POST", "payee/received")
+    async def payee_received(request: Request) -> dict[str, Any]:
+        """What reached an outside destination: ``{destination, received_sat, payments}``."""
+        body = await _body(request)
+        if not isinstance(body.get("destination"), str):
+            raise ControlError("`destination` is required")
+        return wallet.payee_received(body["destination"])
+
     @control("POST", "mine")
     async def mine(request: Request) -> dict[str, Any]:
         blocks = _int(await _body(request), "blocks", 1)

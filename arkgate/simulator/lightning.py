@@ -291,25 +291,39 @@ class LightningMixin(WalletCore):
                 self._end_receive(doc)
 
     # -- sends ---------------------------------------------------------------------------------
+    def record_payee(self, destination: str, amount_sat: int) -> None:  # payees.py
+        raise NotImplementedError
+
     def lightning_pay(self, destination: str, amount_sat: int | None) -> dict[str, Any]:
         with self.store.transaction():
             self.require_wallet()
             context = "Failed to pay lightning invoice"
-            try:
-                invoice = decode_invoice(destination)
-            except Exception as exc:
-                if "@" in destination or destination.lower().startswith(("lnurl", "lno")):
-                    if amount_sat is None:
-                        raise BadRequestError("amount_sat is required for lightning addresses and LNURL") from exc
-                    raise InternalError(f"{context}: lightning addresses, LNURL and offers are not simulated") from exc
-                raise BadRequestError(f"bad request: invalid destination: {exc}") from exc
-            self.require_online(context)
-            payment_hash = str(invoice.payment_hash)
-            if self.store.get("receives", payment_hash) is not None:
-                raise InternalError(f"{context}: cannot pay an invoice of this wallet")
-            if self.store.get("sends", payment_hash) is not None:
-                raise InternalError(f"{context}: invoice has already been paid")
-            invoice_sat = invoice.amount_msat // 1000 if invoice.amount_msat else None
+            method_type = "invoice"
+            if destination.lower().startswith("lno"):
+                # A BOLT12 offer of a payee (``/_sim/payee/offer``): each payment fetches a fresh invoice.
+                offer = self.store.get("payees", destination)
+                if offer is None or offer.get("kind") != "offer":
+                    raise InternalError(f"{context}: failed to fetch an invoice for the offer")
+                self.require_online(context)
+                method_type = "offer"
+                payment_hash = secrets.token_hex(32)
+                invoice_sat = offer.get("amount_sat")
+            else:
+                try:
+                    invoice = decode_invoice(destination)
+                except Exception as exc:
+                    if "@" in destination or destination.lower().startswith("lnurl"):
+                        if amount_sat is None:
+                            raise BadRequestError("amount_sat is required for lightning addresses and LNURL") from exc
+                        raise InternalError(f"{context}: lightning addresses and LNURL are not simulated") from exc
+                    raise BadRequestError(f"bad request: invalid destination: {exc}") from exc
+                self.require_online(context)
+                payment_hash = str(invoice.payment_hash)
+                if self.store.get("receives", payment_hash) is not None:
+                    raise InternalError(f"{context}: cannot pay an invoice of this wallet")
+                if self.store.get("sends", payment_hash) is not None:
+                    raise InternalError(f"{context}: invoice has already been paid")
+                invoice_sat = invoice.amount_msat // 1000 if invoice.amount_msat else None
             if invoice_sat and amount_sat and amount_sat != invoice_sat:
                 raise BadRequestError("bad request: amount_sat does not match the invoice amount")
             amount = invoice_sat or amount_sat
@@ -328,7 +342,7 @@ class LightningMixin(WalletCore):
                 intended_sat=-amount,
                 effective_sat=-(amount + fee),
                 fee_sat=fee,
-                sent_to=[{"destination": {"type": "invoice", "value": destination}, "amount_sat": amount}],
+                sent_to=[{"destination": {"type": method_type, "value": destination}, "amount_sat": amount}],
                 input_vtxos=[v["id"] for v in inputs],
                 metadata={"payment_hash": payment_hash},
             )
@@ -352,6 +366,7 @@ class LightningMixin(WalletCore):
                 change = self.change_vtxo(inputs, total_in - amount - fee)
                 send["state"] = "paid"
                 send["preimage"] = secrets.token_hex(32)
+                self.record_payee(destination, amount)
                 self.update_movement(movement, status="successful", output_vtxos=[change["id"]] if change else [])
             self.store.put("sends", payment_hash, send)
             return {"message": "Payment initiated successfully", "payment_hash": payment_hash}

@@ -20,6 +20,9 @@ class PaymentsMixin(WalletCore):
     def lightning_pay(self, destination: str, amount_sat: int | None) -> dict[str, Any]:  # lightning.py
         raise NotImplementedError
 
+    def record_payee(self, destination: str, amount_sat: int) -> None:  # payees.py
+        raise NotImplementedError
+
     def validate_bitcoin_address(self, address: str) -> None:  # onchain.py
         raise NotImplementedError
 
@@ -63,7 +66,10 @@ class PaymentsMixin(WalletCore):
                 input_vtxos=[v["id"] for v in inputs],
             )
             self.update_movement(movement, status="successful", output_vtxos=[change["id"]] if change else [])
-            if self.store.key_by_pubkey(user_pubkey.hex()) is not None:
+            own = self.store.key_by_pubkey(user_pubkey.hex()) is not None
+            if not own:
+                self.record_payee(destination, amount_sat)
+            if own:
                 # Paying one of our own addresses: the package comes back through our mailbox.
                 expiry = min(v["expiry_height"] for v in inputs)
                 depth = max(v["exit_depth"] for v in inputs) + 1

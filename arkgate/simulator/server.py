@@ -106,6 +106,22 @@ class SimulatorServer:
     def send_ark(self, address: str, amount_sat: int, vtxos: int = 1, **extra: Any) -> dict[str, Any]:
         return self._control("send-ark", {"address": address, "amount_sat": amount_sat, "vtxos": vtxos, **extra})
 
+    def payee_invoice(self, amount_sat: int | None) -> dict[str, Any]:
+        """An outside node's BOLT11 invoice: ``{invoice, payment_hash, amount_sat}``."""
+        return self._control("payee/invoice", {"amount_sat": amount_sat})
+
+    def payee_offer(self, amount_sat: int | None = None) -> str:
+        """An outside node's BOLT12 offer."""
+        return str(self._control("payee/offer", {"amount_sat": amount_sat})["offer"])
+
+    def payee_address(self) -> str:
+        """An outside wallet's Ark address."""
+        return str(self._control("payee/address")["address"])
+
+    def payee_received(self, destination: str) -> dict[str, Any]:
+        """``{destination, received_sat, payments}`` for an outside destination."""
+        return self._control("payee/received", {"destination": destination})
+
     def mine(self, blocks: int = 1) -> dict[str, Any]:
         return self._control("mine", {"blocks": blocks})
 

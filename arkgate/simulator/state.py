@@ -17,7 +17,7 @@ from typing import Any
 Doc = dict[str, Any]
 
 # Tables keyed by text ids keep an insertion counter ``seq`` for stable "oldest first" order.
-_TEXT_TABLES = ("vtxos", "receives", "exits", "sends", "utxos", "onchain_txs", "boards")
+_TEXT_TABLES = ("vtxos", "receives", "exits", "sends", "utxos", "onchain_txs", "boards", "payees")
 # Tables whose ids are SQLite AUTOINCREMENT: strictly increasing, never reused (like barkd).
 _INT_TABLES = ("movements", "rounds", "mailbox")
 

@@ -11,6 +11,7 @@ from arkgate.simulator.errors import BadRequestError
 from arkgate.simulator.exits import ExitsMixin
 from arkgate.simulator.lightning import ControlError, LightningMixin
 from arkgate.simulator.onchain import OnchainMixin
+from arkgate.simulator.payees import PayeesMixin
 from arkgate.simulator.payments import PaymentsMixin
 from arkgate.simulator.rounds import RoundsMixin
 from arkgate.simulator.state import Doc
@@ -18,8 +19,8 @@ from arkgate.simulator.state import Doc
 __all__ = ["ControlError", "Wallet"]
 
 
-# OnchainMixin comes first: the other mixins declare its helpers as stubs for type checkers.
-class Wallet(OnchainMixin, LightningMixin, PaymentsMixin, RoundsMixin, ExitsMixin):
+# PayeesMixin and OnchainMixin come first: the other mixins declare their helpers as stubs for type checkers.
+class Wallet(PayeesMixin, OnchainMixin, LightningMixin, PaymentsMixin, RoundsMixin, ExitsMixin):
     """One merchant wallet, its Ark server and its chain."""
 
     # -- sync ----------------------------------------------------------------------------------

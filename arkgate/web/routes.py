@@ -176,7 +176,9 @@ async def topup(request: Request) -> HTMLResponse:
 
 @router.get("/session", response_class=HTMLResponse)
 async def session(request: Request) -> HTMLResponse:
-    return render(request, "session.html")
+    service = runtime(request).extras.get("payouts")
+    payouts = service is not None and bool(service.policy.enabled)  # withdraw and refund_to shown only then
+    return render(request, "session.html", payouts=payouts)
 
 
 @router.get("/fund/qr.svg")

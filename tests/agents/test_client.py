@@ -160,3 +160,35 @@ def test_client_and_arkgate_create_key_hand_out_capped_sub_keys(live_gateway_fac
             assert (shown["cap_sats"], shown["daily_cap_sats"], shown["allowed"]) == (6, 4, ["utility"])
             refused = runner.invoke(app, ["create-key", "--url", gw.url, "--token", shown["token"]])
             assert refused.exit_code == 1 and "sub-key cannot create keys" in refused.output
+
+
+def test_client_and_arkgate_withdraw_pay_the_balance_out(live_gateway_factory, paid_settings, simulator):
+    from typer.testing import CliRunner
+
+    from arkgate.cli import app
+
+    settings = paid_settings(payout_fee_base_sats=1)
+    with live_gateway_factory(offline_catalog("qr-generate"), **settings.model_dump()) as gw:
+        with ArkgateClient(gw.url) as client:
+            created = client.create_session(900)
+            simulator.pay_invoice(created["funding"]["lightning_invoice"])
+            client.wait_for_funding(900, timeout_s=30, first_delay_s=0.05)
+            address = simulator.payee_address()
+            quote = client.withdraw(address, 400, quote_only=True)
+            assert (quote["fee_sats"], quote["net_sats"]) == (1, 399)
+            paid = client.withdraw(address, 400)
+            assert paid["status"] == "completed" and paid["balance_sats"] == 500
+            with pytest.raises(ArkgateAPIError) as refused:
+                client.withdraw(address, 5000)
+            assert refused.value.status == 402
+            token = client.token
+        runner = CliRunner()
+        shown = runner.invoke(app, ["withdraw", address, "--token", token, "--quote", "--url", gw.url])
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.output)["net_sats"] == 499
+        closed = runner.invoke(app, ["withdraw", address, "--token", token, "--close", "--url", gw.url])
+        assert closed.exit_code == 0, closed.output
+        assert json.loads(closed.output)["status"] == "closed"
+        again = runner.invoke(app, ["withdraw", address, "--token", token, "--url", gw.url])
+        assert again.exit_code == 1 and "closed" in again.output
+    assert simulator.payee_received(address) == {"destination": address, "received_sat": 399 + 499, "payments": 2}

@@ -13,7 +13,7 @@ from tests.agents.conftest import offline_catalog
 from tests.conftest import wait_for
 from tests.upstreams import UpstreamServer
 
-SESSION_TOOLS = {"create_session", "session_funding", "check_balance", "top_up", "create_key"}
+SESSION_TOOLS = {"create_session", "session_funding", "check_balance", "top_up", "create_key", "withdraw"}
 
 
 def text_of(result: Any) -> str:
@@ -190,3 +190,27 @@ async def test_post_mcp_without_slash_answers_without_a_redirect(live_gateway_fa
                 assert response.json()["result"]["serverInfo"]["name"]
         async with Client(f"{gw.url}/mcp") as client:
             assert "qr_generate" in {tool.name for tool in (await client.list_tools()).tools}
+
+
+async def test_the_withdraw_tool_quotes_then_pays_an_ark_address(live_gateway_factory, paid_settings, simulator):
+    settings = paid_settings()
+    with live_gateway_factory(offline_catalog("qr-generate"), **settings.model_dump()) as gw:
+        created = gw.create_session(800)
+        token = created["token"]
+        simulator.pay_invoice(created["funding"]["lightning_invoice"])
+        await wait_for(lambda: gw.balance(token) == 800)
+        address = simulator.payee_address()
+        async with Client(f"{gw.url}/mcp/") as client:
+            quote = await client.call_tool(
+                "withdraw", {"destination": address, "amount_sats": 500, "quote_only": True, "session_token": token}
+            )
+            assert not quote.is_error, text_of(quote)
+            assert quote.structured_content["net_sats"] == 500
+            paid = await client.call_tool("withdraw", {"destination": address, "session_token": token})
+            assert not paid.is_error, text_of(paid)
+            assert paid.structured_content["status"] == "completed"
+            assert paid.structured_content["net_sats"] == 800
+            bad = await client.call_tool("withdraw", {"destination": "nonsense", "session_token": token})
+            assert bad.is_error and "BOLT11" in text_of(bad)
+        assert simulator.payee_received(address)["received_sat"] == 800
+        assert gw.balance(token) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -34,12 +35,14 @@ from arkgate.payments.ledger import CreditResult, Ledger
 from arkgate.payments.sweeper import CallSweeper, load_instance_id
 from arkgate.payments.watcher import PaymentWatcher
 from arkgate.settings import Settings
+from arkgate.webhooks.service import Webhooks
 
 # Parts beyond the core API; each module exposes ``install(app, runtime)`` and hooks itself in
 # through ``runtime.extras`` (start-up hooks, the 402 challenge, token resolvers).
 PARTS = (
     "arkgate.api.downloads",
     "arkgate.api.agents",
+    "arkgate.api.webhooks",
     "arkgate.admin.routes",
     "arkgate.web.routes",
 )
@@ -73,6 +76,10 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         leader=Leadership(database, lease_s=settings.leader_lease_s),
     )
     bus = choose_bus(settings, database, rt.events)
+    # One webhook queue for sessions and the operator; each process claims deliveries under its own name.
+    rt.webhooks = Webhooks(settings, database, instance=secrets.token_hex(8))
+    ledger.on_refund = rt.webhooks.on_refund
+    rt.leader.register("webhook-expiring", rt.webhooks.expiring_forever)
     if settings.downloads_dir is None and not database.is_sqlite:
         # Several instances share a server database: keep hosted files where all of them can read.
         downloads = DatabaseDownloadStore(database, **store_options(settings))
@@ -90,7 +97,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             sync_interval_s=settings.payment_sync_interval_s,
             sync_max_interval_s=settings.payment_sync_max_interval_s,
             audit_interval_s=settings.history_audit_interval_s,
-            on_credit=lambda result, rail: _count_credit(rt, result, rail),
+            on_credit=lambda result, rail: _credited(rt, result, rail),
         )
     rt.leader.register(
         "retention",
@@ -129,6 +136,8 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
                 await rt.tasks.drain()  # refunds in progress commit before the database closes
+                if rt.webhooks is not None:
+                    await rt.webhooks.aclose()  # their events queued first; undelivered rows resume later
                 await rt.services.aclose()
                 if rt.barkd is not None:
                     await rt.barkd.aclose()
@@ -203,6 +212,12 @@ def create_app_from_environment() -> FastAPI:
     settings = Settings(**{})  # from ARKGATE_* and ARKGATE_CONFIG, as the parent process read them
     configure_logging(settings.log_level, json_lines=settings.log_json)
     return create_app(settings)
+
+
+def _credited(rt: Runtime, result: CreditResult, rail: str) -> None:
+    _count_credit(rt, result, rail)
+    if rt.webhooks is not None:
+        rt.webhooks.on_credit(result, rail)
 
 
 def _count_credit(rt: Runtime, result: CreditResult, rail: str) -> None:

@@ -23,12 +23,15 @@ from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdError
 from arkgate.payments.charging import INTERRUPTED
 from arkgate.payments.ledger import Receipt, SessionInfo, hash_token, new_token
+from arkgate.webhooks import subscriptions
 
 router = APIRouter(tags=["session"])
 
 
 class CreateSession(BaseModel):
     amount_sats: Any = Field(None, description="How many sats to fund the session with.", examples=[500])
+    callback_url: Any = Field(None, description="Optional webhook URL for this session's events (docs/webhooks.md).")
+    low_balance_sats: Any = Field(None, description="With callback_url: balance.low fires below this balance.")
 
 
 class Funding(BaseModel):
@@ -248,8 +251,16 @@ async def create_session(request: Request) -> Response:
     amount = validate_amount(rt, body.amount_sats)
     ip = request.client.host if request.client else "unknown"
     await rt.limits.hit("sessions", ip, request.scope)
-    _, created = await open_session(rt, amount, client_ip=ip)
-    return json_response(created.model_dump(), 201)
+    webhook = None
+    if body.callback_url is not None and rt.webhooks is not None:
+        webhook = await subscriptions.vet_request(rt.webhooks.guard, body.callback_url, body.low_balance_sats)
+    token, created = await open_session(rt, amount, client_ip=ip)
+    answer = created.model_dump()
+    if webhook is not None:
+        session = await rt.ledger.session_by_token(hash_token(token))
+        assert session is not None
+        answer["webhook"] = await subscriptions.register_view(rt.database, session.id, *webhook)
+    return json_response(answer, 201)
 
 
 async def add_topup_invoice(rt: Runtime, session_id: int, amount_sats: int) -> dict[str, Any]:

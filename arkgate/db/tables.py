@@ -183,7 +183,7 @@ session_webhooks = Table(
     Column("secret", String(128), nullable=False),
     Column("low_balance_sats", BigInteger, nullable=True),
     Column("low_notified", Boolean, nullable=False, default=False),  # balance.low sent for this crossing
-    Column("expiring_notified_for", Instant, nullable=True),  # the expires_at session.expiring announced
+    Column("expiring_notified_for", Instant, nullable=True),  # the expiry session.expiring announced
     Column("created_at", Instant, nullable=False),
     Column("updated_at", Instant, nullable=False),
 )

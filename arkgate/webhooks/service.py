@@ -171,37 +171,41 @@ class Webhooks:
 
     # --- session.expiring (leader job) ----------------------------------------------------------
     async def scan_expiring(self) -> int:
-        """Announce each session with a webhook that expires within ``webhook_expiring_before_s``, once."""
+        """Announce each session with a webhook that expires within ``webhook_expiring_before_s``, once.
+
+        Calls push a session's expiry forward, so the announcement is re-armed only when the expiry
+        has moved beyond the window again (a new lease of life), not at every call near the end.
+        """
         hooks, sessions = t.session_webhooks, t.sessions
         now = utcnow()
         horizon = now + timedelta(seconds=self.settings.webhook_expiring_before_s)
         async with self.database.read() as conn:
             rows = (
                 await conn.execute(
-                    select(sessions.c.id, sessions.c.expires_at, sessions.c.balance_sats)
+                    select(sessions.c.id, sessions.c.expires_at, sessions.c.balance_sats, hooks.c.expiring_notified_for)
                     .join(hooks, hooks.c.session_id == sessions.c.id)
                     .where(
                         sessions.c.expires_at > now,
-                        sessions.c.expires_at <= horizon,
                         or_(
-                            hooks.c.expiring_notified_for.is_(None),
-                            hooks.c.expiring_notified_for != sessions.c.expires_at,
+                            and_(sessions.c.expires_at <= horizon, hooks.c.expiring_notified_for.is_(None)),
+                            and_(sessions.c.expires_at > horizon, hooks.c.expiring_notified_for.is_not(None)),
                         ),
                     )
                 )
             ).all()
         announced = 0
         for row in rows:
+            if row.expires_at > horizon:  # extended well past the warning: warn again next time
+                async with self.database.write() as conn:
+                    await conn.execute(
+                        update(hooks).where(hooks.c.session_id == row.id).values(expiring_notified_for=None)
+                    )
+                continue
+            # One conditional write decides which scan (on which instance) announces it.
             async with self.database.write() as conn:
                 claimed = await conn.execute(
                     update(hooks)
-                    .where(
-                        hooks.c.session_id == row.id,
-                        or_(
-                            hooks.c.expiring_notified_for.is_(None),
-                            and_(hooks.c.expiring_notified_for != row.expires_at),
-                        ),
-                    )
+                    .where(hooks.c.session_id == row.id, hooks.c.expiring_notified_for.is_(None))
                     .values(expiring_notified_for=row.expires_at)
                 )
             if claimed.rowcount != 1:

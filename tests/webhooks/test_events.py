@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import update
+
+from arkgate.db import tables as t
+from arkgate.db.engine import utcnow
 from arkgate.webhooks.events import WithdrawalFinished
 from tests.admin.conftest import ADMIN_TOKEN, admin_headers
 from tests.conftest import running_gateway, wait_for
@@ -76,13 +81,28 @@ async def test_session_expiring_with_a_short_ttl(hook_gateway_factory, receiver_
     async with hook_gateway_factory(
         receiver, session_ttl_s=60, webhook_expiring_before_s=300, webhook_scan_interval_s=0.05
     ) as gw:
-        _, secret = await session_with_webhook(gw, receiver.url, sats=10)
+        token, secret = await session_with_webhook(gw, receiver.url, sats=10)
         await gw.new_session(10)  # no webhook: nothing to announce
         await wait_for(lambda: events_of(receiver) == ["session.expiring"])
         [payload] = receiver.verify_all(secret)
         assert payload["data"]["balance_sats"] == 10
         assert payload["data"]["expires_at"].endswith("Z")
-        assert await gw.runtime.webhooks.scan_expiring() == 0  # once per session (and expiry)
+        assert await gw.runtime.webhooks.scan_expiring() == 0  # once per session
+        # A call pushes the expiry forward but still inside the window: no second notice.
+        assert (await gw.call("ping", {}, token=token)).status_code == 200
+        assert await gw.runtime.webhooks.scan_expiring() == 0
+        # Extended well past the window (a new lease of life) re-arms it for the next approach.
+        session_id = await _session_id(gw, token)
+        await _set_expiry(gw, session_id, timedelta(hours=2))
+        assert await gw.runtime.webhooks.scan_expiring() == 0
+        await _set_expiry(gw, session_id, timedelta(seconds=30))
+        await wait_for(lambda: events_of(receiver) == ["session.expiring", "session.expiring"])
+        receiver.verify_all(secret)
+
+
+async def _set_expiry(gw: Any, session_id: int, after: timedelta) -> None:
+    async with gw.runtime.database.write() as conn:
+        await conn.execute(update(t.sessions).where(t.sessions.c.id == session_id).values(expires_at=utcnow() + after))
 
 
 async def test_call_refunded_on_a_failed_call(hook_gateway_factory, receiver_factory):

@@ -185,7 +185,7 @@ admin_app.add_typer(webhooks_app, name="webhooks")
 def webhooks_list(
     url: Url = DEFAULT_URL,
     token: Token = "",
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    limit: Annotated[int, typer.Option("--limit", help="How many, newest first.", min=1, max=500)] = 50,
     session: Annotated[int | None, typer.Option("--session", help="Only this session's deliveries.", min=1)] = None,
 ) -> None:
     """Recent webhook deliveries (operator and sessions), newest first."""

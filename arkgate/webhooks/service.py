@@ -217,12 +217,13 @@ class Webhooks:
         return announced
 
     async def expiring_forever(self) -> None:
+        """Leader-only job; its first scan waits one interval so start-up stays as quick as before."""
         while True:
+            await asyncio.sleep(self.settings.webhook_scan_interval_s)
             try:
                 await self.scan_expiring()
             except Exception:
                 log.exception("webhook.expiring_scan_failed")
-            await asyncio.sleep(self.settings.webhook_scan_interval_s)
 
     async def drain(self) -> None:
         """Let queued publishes finish (they are quick: one insert each)."""

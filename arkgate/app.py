@@ -79,7 +79,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     # One webhook queue for sessions and the operator; each process claims deliveries under its own name.
     rt.webhooks = Webhooks(settings, database, instance=secrets.token_hex(8))
     ledger.on_refund = rt.webhooks.on_refund
-    rt.leader.register("webhook-expiring", rt.webhooks.expiring_forever)
+    rt.leader.register("webhook-scans", rt.webhooks.scans_forever)
     if settings.downloads_dir is None and not database.is_sqlite:
         # Several instances share a server database: keep hosted files where all of them can read.
         downloads = DatabaseDownloadStore(database, **store_options(settings))

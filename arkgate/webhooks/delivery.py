@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -125,7 +126,8 @@ class Deliverer:
                         created_at=now,
                         session_id=session_id,
                         message_id=message_id,
-                        dedupe_key=dedupe_key,
+                        # Hashed: payment keys run to 400 characters, the unique column to 191.
+                        dedupe_key=hashlib.sha256(dedupe_key.encode()).hexdigest() if dedupe_key else None,
                     )
                 )
                 key = result.inserted_primary_key

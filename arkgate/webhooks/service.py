@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -40,17 +40,22 @@ class Webhooks:
         self.guard = webhook_guard(settings)
         self.deliverer = Deliverer(settings, database, instance=instance, guard=self.guard)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._credit_cursor: int | None = None  # the last payment id catch_up_credits looked at
 
     @property
     def operator_enabled(self) -> bool:
         return bool(self.settings.webhook_url)
 
     # --- publishing -----------------------------------------------------------------------
-    async def publish(self, event: ev.WebhookEvent) -> list[int]:
-        """Queue ``event`` for its session's webhook and, for operator events, the operator's."""
+    async def publish(self, event: ev.WebhookEvent, *, happened_at: datetime | None = None) -> list[int]:
+        """Queue ``event`` for its session's webhook and, for operator events, the operator's.
+
+        ``happened_at``: a past event goes to a session's webhook only if it was registered by then.
+        """
         queued: list[int] = []
         now = utcnow()
-        if await self._has_webhook(event.session_id):
+        registered_at = await self._webhook_since(event.session_id)
+        if registered_at is not None and (happened_at is None or registered_at <= happened_at):
             delivery = await self.deliverer.enqueue(
                 event.type,
                 ev.body(event, now),
@@ -90,11 +95,13 @@ class Webhooks:
         except Exception:
             log.exception("webhook.publish_failed")
 
-    async def _has_webhook(self, session_id: int) -> bool:
+    async def _webhook_since(self, session_id: int) -> datetime | None:
+        """When the session's webhook was registered (None: it has none)."""
         hooks = t.session_webhooks
         async with self.database.read() as conn:
-            found = await conn.execute(select(hooks.c.session_id).where(hooks.c.session_id == session_id))
-            return found.first() is not None
+            found = await conn.execute(select(hooks.c.created_at).where(hooks.c.session_id == session_id))
+            row = found.first()
+            return None if row is None else row.created_at
 
     # --- hooks ----------------------------------------------------------------------------
     def on_credit(self, result: CreditResult, rail: str) -> None:
@@ -216,14 +223,56 @@ class Webhooks:
             announced += 1
         return announced
 
-    async def expiring_forever(self) -> None:
+    async def catch_up_credits(self, *, min_age_s: float = 5.0) -> int:
+        """Queue ``payment.credited`` for credits whose announcement a crash lost (dedupe drops the rest).
+
+        The watcher announces a credit just after it commits; an instance that dies in between
+        leaves it unannounced. The leader looks at credits at least ``min_age_s`` old, from the
+        last hour at its start and then from where it left off.
+        """
+        payments = t.payments
+        now = utcnow()
+        query = (
+            select(payments)
+            .where(
+                payments.c.session_id.is_not(None),
+                payments.c.rail != "free",
+                payments.c.created_at <= now - timedelta(seconds=min_age_s),
+            )
+            .order_by(payments.c.id)
+            .limit(500)
+        )
+        if self._credit_cursor is None:
+            query = query.where(payments.c.created_at >= now - timedelta(hours=1))
+        else:
+            query = query.where(payments.c.id > self._credit_cursor)
+        async with self.database.read() as conn:
+            rows = (await conn.execute(query)).all()
+        queued = 0
+        for row in rows:
+            event = ev.PaymentCredited(
+                session_id=int(row.session_id),
+                payment_key=row.payment_key,
+                rail=row.rail,
+                amount_sats=int(row.amount_sats),
+                balance_sats=None,  # not known after the fact
+                is_late=bool(row.is_late),
+            )
+            queued += len(await self.publish(event, happened_at=row.created_at))
+            self._credit_cursor = int(row.id)
+        if queued:
+            log.warning("webhook.credits_caught_up", count=queued)
+        return queued
+
+    async def scans_forever(self) -> None:
         """Leader-only job; its first scan waits one interval so start-up stays as quick as before."""
         while True:
             await asyncio.sleep(self.settings.webhook_scan_interval_s)
-            try:
-                await self.scan_expiring()
-            except Exception:
-                log.exception("webhook.expiring_scan_failed")
+            for scan in (self.scan_expiring, self.catch_up_credits):
+                try:
+                    await scan()
+                except Exception:
+                    log.exception("webhook.scan_failed", scan=scan.__name__)
 
     async def drain(self) -> None:
         """Let queued publishes finish (they are quick: one insert each)."""

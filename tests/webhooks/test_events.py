@@ -205,3 +205,27 @@ async def test_the_operator_gets_payment_credited(make_settings, simulator, rece
         [payload] = receiver.verify_all(b"plain-operator-secret")
         assert payload["data"]["amount_sats"] == 300
         assert isinstance(payload["data"]["session_id"], int)
+
+
+async def test_a_credit_whose_announcement_a_crash_lost_is_caught_up_once(hook_gateway_factory, receiver_factory):
+    from arkgate.payments.ledger import Credit
+
+    receiver = receiver_factory()
+    async with hook_gateway_factory(receiver) as gw:
+        token, secret = await session_with_webhook(gw, receiver.url, sats=10)
+        session_id = await _session_id(gw, token)
+        # Credited straight through the ledger: as if the instance died before the watcher announced it.
+        # Ark payment keys run long; the dedupe key must still fit.
+        key = "ark:" + "f" * 380
+        result = await gw.runtime.ledger.credit_lightning(
+            Credit(rail="ark", payment_key=key, amount_sats=25), session_id=session_id
+        )
+        assert result.credited
+        hooks = gw.runtime.webhooks
+        assert await hooks.catch_up_credits(min_age_s=0) == 1
+        assert await hooks.catch_up_credits(min_age_s=0) == 0  # from where it left off
+        hooks._credit_cursor = None  # a new leader starts over the last hour: the dedupe key holds
+        assert await hooks.catch_up_credits(min_age_s=0) == 0
+        await wait_for(lambda: events_of(receiver) == ["payment.credited"])
+        [payload] = receiver.verify_all(secret)
+        assert payload["data"] == {"rail": "ark", "amount_sats": 25, "balance_sats": None, "late": False}

@@ -47,6 +47,12 @@ async def test_payment_credited_when_the_simulator_pays_the_invoice(make_setting
         ]
         assert log["deliveries"][0]["message_id"] == receiver.received[0].message_id
 
+        # A top-up over Ark (long payment keys) is announced the same way.
+        simulator.send_ark(created["funding"]["ark_address"], 40)
+        await wait_for(lambda: events_of(receiver) == ["payment.credited", "payment.credited"])
+        payloads = receiver.verify_all(secret)
+        assert payloads[1]["data"] == {"rail": "ark", "amount_sats": 40, "balance_sats": 540, "late": False}
+
 
 async def test_balance_low_fires_once_per_crossing_after_calls(hook_gateway_factory, receiver_factory):
     receiver = receiver_factory()

@@ -260,6 +260,8 @@ async def create_session(request: Request) -> Response:
         session = await rt.ledger.session_by_token(hash_token(token))
         assert session is not None
         answer["webhook"] = await subscriptions.register_view(rt.database, session.id, *webhook)
+        if rt.webhooks is not None:
+            rt.webhooks.forget(session.id)
     return json_response(answer, 201)
 
 

@@ -44,7 +44,9 @@ async def set_webhook(request: Request) -> Response:
     session = await require_session(request, rt.ledger)
     body: WebhookRequest = await lenient_body(request, WebhookRequest)
     url, threshold = await subscriptions.vet_request(_webhooks(rt).guard, body.callback_url, body.low_balance_sats)
-    return json_response(await subscriptions.register_view(rt.database, session.id, url, threshold), 201)
+    answer = await subscriptions.register_view(rt.database, session.id, url, threshold)
+    _webhooks(rt).forget(session.id)
+    return json_response(answer, 201)
 
 
 @router.get("/v1/sessions/me/webhook", summary="The session's webhook (without its secret)")
@@ -72,6 +74,7 @@ async def set_threshold(request: Request) -> Response:
     threshold = subscriptions.vet_threshold(body.low_balance_sats)
     if not await subscriptions.set_threshold(rt.database, session.id, threshold):
         raise NotFoundError("this session has no webhook: POST /v1/sessions/me/webhook sets one")
+    _webhooks(rt).forget(session.id)
     return json_response({"low_balance_sats": threshold})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,8 @@ from arkgate.webhooks.delivery import Deliverer
 
 log = structlog.get_logger("arkgate.webhooks")
 
+NO_THRESHOLD_TTL_S = 5.0
+
 
 def webhook_guard(settings: Settings) -> OutboundGuard:
     """The outbound guard for callback URLs: public addresses, plus ``webhook_allow_networks`` only."""
@@ -41,6 +44,10 @@ class Webhooks:
         self.deliverer = Deliverer(settings, database, instance=instance, guard=self.guard)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._credit_cursor: int | None = None  # the last payment id catch_up_credits looked at
+        # Sessions known to have no balance threshold, until when (monotonic): most sessions set
+        # none, and a paid call should not cost them a read. Another instance's change shows
+        # within NO_THRESHOLD_TTL_S; this instance's own changes call ``forget``.
+        self._no_threshold_until: dict[int, float] = {}
 
     @property
     def operator_enabled(self) -> bool:
@@ -137,8 +144,14 @@ class Webhooks:
         """A call was charged: ``balance.low`` if this charge crossed the session's threshold."""
         self._spawn(self.check_balance(session_id, balance_sats), name="webhook-balance")
 
+    def forget(self, session_id: int) -> None:
+        """The session's webhook or threshold changed here: read it again at the next charge."""
+        self._no_threshold_until.pop(session_id, None)
+
     async def check_balance(self, session_id: int, balance_sats: int) -> bool:
         """Fire ``balance.low`` once per crossing below the threshold; re-arm once back at or above it."""
+        if self._no_threshold_until.get(session_id, 0.0) > time.monotonic():
+            return False
         hooks = t.session_webhooks
         async with self.database.read() as conn:
             row = (
@@ -147,6 +160,9 @@ class Webhooks:
                 )
             ).one_or_none()
         if row is None or row.low_balance_sats is None:
+            if len(self._no_threshold_until) > 10_000:
+                self._no_threshold_until.clear()
+            self._no_threshold_until[session_id] = time.monotonic() + NO_THRESHOLD_TTL_S
             return False
         threshold = int(row.low_balance_sats)
         if balance_sats >= threshold:

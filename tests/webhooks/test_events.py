@@ -235,3 +235,19 @@ async def test_a_credit_whose_announcement_a_crash_lost_is_caught_up_once(hook_g
         await wait_for(lambda: events_of(receiver) == ["payment.credited"])
         [payload] = receiver.verify_all(secret)
         assert payload["data"] == {"rail": "ark", "amount_sats": 25, "balance_sats": None, "late": False}
+
+
+async def test_a_threshold_set_after_calls_applies_to_the_next_charge(hook_gateway_factory, receiver_factory):
+    receiver = receiver_factory()
+    async with hook_gateway_factory(receiver) as gw:
+        token = await gw.new_session(10)
+        assert (await gw.call("ping", {}, token=token)).status_code == 200  # no webhook yet: nothing to read
+        await settle(gw)
+        registered = await gw.client.post(
+            "/v1/sessions/me/webhook", json={"callback_url": receiver.url, "low_balance_sats": 100}, headers=auth(token)
+        )
+        secret = registered.json()["secret"]
+        assert (await gw.call("ping", {}, token=token)).status_code == 200
+        await wait_for(lambda: events_of(receiver) == ["balance.low"])
+        [payload] = receiver.verify_all(secret)
+        assert payload["data"] == {"balance_sats": 6, "threshold_sats": 100}

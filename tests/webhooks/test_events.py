@@ -251,3 +251,35 @@ async def test_a_threshold_set_after_calls_applies_to_the_next_charge(hook_gatew
         await wait_for(lambda: events_of(receiver) == ["balance.low"])
         [payload] = receiver.verify_all(secret)
         assert payload["data"] == {"balance_sats": 6, "threshold_sats": 100}
+
+
+async def test_each_session_sees_only_its_own_log_and_removing_the_webhook_cancels_what_is_pending(
+    hook_gateway_factory, receiver_factory
+):
+    receiver = receiver_factory([500])
+    async with hook_gateway_factory(receiver, webhook_backoff_s=0.3) as gw:
+        token_a, _ = await session_with_webhook(gw, receiver.url, sats=10)
+        token_b, _ = await session_with_webhook(gw, receiver.url, sats=10)
+        finished = WithdrawalFinished(
+            session_id=await _session_id(gw, token_a),
+            withdrawal_id="wd_a",
+            status="failed",
+            amount_sats=5,
+            fee_sats=0,
+            destination_kind="lightning_address",
+            reason="no route",
+        )
+        await gw.runtime.webhooks.emit_withdrawal(finished)
+        await wait_for(lambda: len(receiver.of()) == 1)  # the first attempt got a 500; a retry is due
+        assert (await gw.client.delete("/v1/sessions/me/webhook", headers=auth(token_a))).status_code == 200
+
+        async def log_of(token: str) -> list[dict[str, Any]]:
+            answer = await gw.client.get("/v1/sessions/me/webhook/deliveries", headers=auth(token))
+            return answer.json()["deliveries"]  # type: ignore[no-any-return]
+
+        async def canceled() -> bool:
+            return [d["status"] for d in await log_of(token_a)] == ["canceled"]
+
+        await wait_for(canceled)
+        assert await log_of(token_b) == []
+        assert len(receiver.of()) == 1  # nothing went out after the webhook was removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -32,16 +33,19 @@ from arkgate.payments import refund_to, retention
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import CreditResult, Ledger
-from arkgate.payments.payouts import PayoutPolicy, PayoutService
+from arkgate.payments.payouts import PayoutEvent, PayoutListener, PayoutPolicy, PayoutService
 from arkgate.payments.sweeper import CallSweeper, load_instance_id
 from arkgate.payments.watcher import PaymentWatcher
 from arkgate.settings import Settings
+from arkgate.webhooks.events import WITHDRAWAL_COMPLETED, WithdrawalFinished
+from arkgate.webhooks.service import Webhooks
 
 # Parts beyond the core API; each module exposes ``install(app, runtime)`` and hooks itself in
 # through ``runtime.extras`` (start-up hooks, the 402 challenge, token resolvers).
 PARTS = (
     "arkgate.api.downloads",
     "arkgate.api.agents",
+    "arkgate.api.webhooks",
     "arkgate.admin.routes",
     "arkgate.web.routes",
 )
@@ -75,6 +79,10 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         leader=Leadership(database, lease_s=settings.leader_lease_s),
     )
     bus = choose_bus(settings, database, rt.events)
+    # One webhook queue for sessions and the operator; each process claims deliveries under its own name.
+    rt.webhooks = Webhooks(settings, database, instance=secrets.token_hex(8))
+    ledger.on_refund = rt.webhooks.on_refund
+    rt.leader.register("webhook-scans", rt.webhooks.scans_forever)
     if settings.downloads_dir is None and not database.is_sqlite:
         # Several instances share a server database: keep hosted files where all of them can read.
         downloads = DatabaseDownloadStore(database, **store_options(settings))
@@ -92,7 +100,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             sync_interval_s=settings.payment_sync_interval_s,
             sync_max_interval_s=settings.payment_sync_max_interval_s,
             audit_interval_s=settings.history_audit_interval_s,
-            on_credit=lambda result, rail: _count_credit(rt, result, rail),
+            on_credit=lambda result, rail: _credited(rt, result, rail),
         )
     if rt.barkd is not None:
         # Withdrawals; ``rt.extras["payouts"].listeners`` is the hook for withdrawal.* events.
@@ -105,6 +113,8 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             resolve_invoice=lambda address, sats: lnurl.invoice_for(guard, address, sats),
         )
         rt.extras["payouts"] = payout_service
+        if rt.webhooks is not None:
+            payout_service.listeners.append(_withdrawal_webhooks(rt.webhooks))
         if payout_service.policy.enabled:  # remainders of expired sessions go to their refund_to
             rt.leader.register("refund-to", lambda: refund_to.refund_expired_forever(payout_service))
     rt.leader.register(
@@ -146,6 +156,8 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
                 await rt.tasks.drain()  # refunds in progress commit before the database closes
+                if rt.webhooks is not None:
+                    await rt.webhooks.aclose()  # their events queued first; undelivered rows resume later
                 await rt.services.aclose()
                 if rt.barkd is not None:
                     await rt.barkd.aclose()
@@ -224,6 +236,35 @@ def create_app_from_environment() -> FastAPI:
     return create_app(settings)
 
 
+def _credited(rt: Runtime, result: CreditResult, rail: str) -> None:
+    _count_credit(rt, result, rail)
+    if rt.webhooks is not None:
+        rt.webhooks.on_credit(result, rail)
+
+
 def _count_credit(rt: Runtime, result: CreditResult, rail: str) -> None:
     rt.metrics.payments.labels(rail).inc()
     rt.metrics.payment_sats.labels(rail).inc(result.amount_sats)
+
+
+def _withdrawal_webhooks(webhooks: Webhooks) -> PayoutListener:
+    """A payout's outcome as ``withdrawal.*`` to the session and the operator, and ``balance.low``."""
+
+    async def emit(event: PayoutEvent) -> None:
+        lowered = event.destination.lower()
+        kind = "bolt12" if lowered.startswith("lno") else "ark" if event.rail == "ark" else "bolt11"
+        await webhooks.emit_withdrawal(
+            WithdrawalFinished(
+                session_id=event.session_id,
+                withdrawal_id=event.payout_id,
+                status="completed" if event.type == WITHDRAWAL_COMPLETED else "failed",
+                amount_sats=event.amount_sats,
+                fee_sats=event.fee_sats,
+                destination_kind=kind,
+                reason=event.reason,
+            )
+        )
+        if event.balance_sats is not None:
+            await webhooks.check_balance(event.session_id, event.balance_sats)
+
+    return emit

@@ -326,9 +326,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Alert when the wallet holds less than liabilities plus this many sats.",
     )
-    webhook_url: str = Field("", description="URL that receives operator alerts as signed JSON POSTs.")
+    webhook_url: str = Field(
+        "", description="URL that receives operator alerts, payment.credited and withdrawal.* as signed JSON POSTs."
+    )
     webhook_secret: SecretStr | None = Field(
-        None, description="HMAC-SHA256 key signing webhook deliveries (X-Arkgate-Signature)."
+        None,
+        description="Key signing the operator's deliveries: Standard Webhooks headers (a whsec_ secret is "
+        "base64-decoded, any other is used as UTF-8 bytes) and the older X-Arkgate-Signature.",
     )
     webhook_max_attempts: int = Field(6, ge=1, le=20, description="Delivery attempts per alert.")
     webhook_backoff_s: float = Field(
@@ -637,6 +641,33 @@ class Settings(BaseSettings):
         description="Bearer token for /metrics. /metrics requires this or the admin token when either is set; "
         "public only when neither is.",
     )
+
+    # --- customer and operator webhooks, Standard Webhooks (issue 17) --------------------
+    webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs a session's callback_url may reach although private or loopback "
+        "(default: public addresses only).",
+    )
+    webhook_expiring_before_s: int = Field(
+        3600, ge=0, description="session.expiring fires this long before a session with a webhook expires."
+    )
+    webhook_scan_interval_s: float = Field(
+        30.0, gt=0, description="How often the leader looks for sessions about to expire (session.expiring)."
+    )
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _split_webhook_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _valid_webhook_networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -177,6 +177,32 @@ def sweep(
     _call(url, token, "POST", "sweep", body)
 
 
+webhooks_app = typer.Typer(help="Webhook deliveries: list, redeliver.", no_args_is_help=True)
+admin_app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+    limit: Annotated[int, typer.Option("--limit", help="How many, newest first.", min=1, max=500)] = 50,
+    session: Annotated[int | None, typer.Option("--session", help="Only this session's deliveries.", min=1)] = None,
+) -> None:
+    """Recent webhook deliveries (operator and sessions), newest first."""
+    query = f"webhooks?limit={limit}" + (f"&session_id={session}" if session is not None else "")
+    _call(url, token, "GET", query)
+
+
+@webhooks_app.command("redeliver")
+def webhooks_redeliver(
+    delivery_id: Annotated[int, typer.Argument(help="The delivery's id (see 'arkgate admin webhooks list').")],
+    url: Url = DEFAULT_URL,
+    token: Token = "",
+) -> None:
+    """Send a delivery again (same webhook-id, so receivers can drop a duplicate)."""
+    _call(url, token, "POST", f"webhooks/{delivery_id}/redeliver", {})
+
+
 @exit_app.command("start")
 def exit_start(
     url: Url = DEFAULT_URL,

@@ -25,7 +25,7 @@ from arkgate.admin.overview import build_overview, recent_activity
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.cluster.mutex import DatabaseMutex
-from arkgate.errors import InvalidTokenError, NotFoundError
+from arkgate.errors import ConflictError, InvalidTokenError, NotFoundError
 
 STATIC_DIR = Path(__file__).parent / "static"
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -217,6 +217,25 @@ async def alert_test(console: Admin) -> Response:
     return _reply({"delivery_id": delivery, "webhook_enabled": console.alerter.webhook_enabled})
 
 
+@router.get("/api/webhooks")
+async def webhook_deliveries(
+    console: Admin,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    session_id: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """Every webhook delivery, the operator's and the sessions' (``session_id`` null: the operator's)."""
+    records = await console.alerter.deliverer.deliveries(limit=limit, session_id=session_id)
+    return _reply({"deliveries": [record.view(with_session=True) for record in records]})
+
+
+@router.post("/api/webhooks/{delivery_id}/redeliver")
+async def webhook_redeliver(console: Admin, delivery_id: int) -> Response:
+    """Send a delivered, failed or canceled delivery again, with the same ``webhook-id``."""
+    if not await console.alerter.deliverer.redeliver(delivery_id):
+        raise ConflictError(f"delivery {delivery_id} does not exist or is still pending")
+    return _reply({"delivery_id": delivery_id, "status": "pending"})
+
+
 # --- the dashboard ------------------------------------------------------------------------
 @router.get("")
 @router.get("/")
@@ -243,7 +262,9 @@ async def unknown(request: Request, path: str) -> Response:
 
 def install(app: FastAPI, rt: Runtime) -> None:
     console = Console(
-        rt=rt, alerter=Alerter(rt.settings, rt.database), wallet_lock=DatabaseMutex(rt.database, "wallet")
+        rt=rt,
+        alerter=Alerter(rt.settings, rt.database, rt.webhooks.deliverer if rt.webhooks is not None else None),
+        wallet_lock=DatabaseMutex(rt.database, "wallet"),
     )
     rt.extras["admin_console"] = console
     rt.extras.setdefault("lifespan_contexts", []).append(lambda: closing(console))

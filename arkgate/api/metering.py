@@ -161,6 +161,8 @@ class Meter:
             amount_sats=charge.amount_sats,
             balance_sats=charge.balance_sats,
         )
+        if rt.webhooks is not None:
+            rt.webhooks.after_charge(charge.session_id, charge.balance_sats)  # balance.low, in a task
         return await self._run(payload, charge, idem_key)
 
     async def _token_hash(self) -> str | None:

@@ -19,6 +19,7 @@ from arkgate.payments.events import EventHub
 from arkgate.payments.ledger import Ledger
 from arkgate.payments.watcher import PaymentWatcher
 from arkgate.settings import Settings
+from arkgate.webhooks.service import Webhooks
 
 
 @dataclass(kw_only=True)
@@ -34,6 +35,7 @@ class Runtime:
     leader: Leadership
     barkd: BarkdClient | None = None
     watcher: PaymentWatcher | None = None
+    webhooks: Webhooks | None = None  # customer and operator webhooks (issue 17)
     extras: dict[str, Any] = field(default_factory=dict)
     # Refunds and settlements that must outlive the request that started them; drained at shutdown.
     tasks: TaskTracker = field(default_factory=TaskTracker)

@@ -23,6 +23,7 @@ from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdError
 from arkgate.payments.charging import INTERRUPTED
 from arkgate.payments.ledger import Receipt, SessionInfo, hash_token, new_token
+from arkgate.webhooks import subscriptions
 
 router = APIRouter(tags=["session"])
 
@@ -30,6 +31,8 @@ router = APIRouter(tags=["session"])
 class CreateSession(BaseModel):
     amount_sats: Any = Field(None, description="How many sats to fund the session with.", examples=[500])
     refund_to: Any = Field(None, description="Ark address that receives the remainder when the session expires.")
+    callback_url: Any = Field(None, description="Optional webhook URL for this session's events (docs/webhooks.md).")
+    low_balance_sats: Any = Field(None, description="With callback_url: balance.low fires below this balance.")
 
 
 class Funding(BaseModel):
@@ -250,12 +253,21 @@ async def create_session(request: Request) -> Response:
     destination = _refund_to(rt, body.refund_to)
     ip = request.client.host if request.client else "unknown"
     await rt.limits.hit("sessions", ip, request.scope)
+    webhook = None
+    if body.callback_url is not None and rt.webhooks is not None:
+        webhook = await subscriptions.vet_request(rt.webhooks.guard, body.callback_url, body.low_balance_sats)
     token, created = await open_session(rt, amount, client_ip=ip)
-    if destination is not None:
+    answer = created.model_dump()
+    if destination is not None or webhook is not None:
         session = await rt.ledger.session_by_token(hash_token(token))
         assert session is not None
-        await refund_to.set_refund_to(rt.database, session.id, destination)
-    return json_response(created.model_dump(), 201)
+        if destination is not None:
+            await refund_to.set_refund_to(rt.database, session.id, destination)
+        if webhook is not None:
+            answer["webhook"] = await subscriptions.register_view(rt.database, session.id, *webhook)
+            if rt.webhooks is not None:
+                rt.webhooks.forget(session.id)
+    return json_response(answer, 201)
 
 
 def _refund_to(rt: Runtime, value: Any) -> str | None:

@@ -170,6 +170,26 @@ webhook_deliveries = Table(
     # Which instance is delivering it and until when (several instances share one database).
     Column("claimed_by", String(64), nullable=True),
     Column("claimed_until", Instant, nullable=True),
+    # Customer webhooks (issue 17): the session it goes to (NULL: the operator), the Standard
+    # Webhooks message id (``webhook-id``, the same on every attempt), and what makes one event
+    # one row however many instances notice it.
+    Column("session_id", Integer, nullable=True, index=True),
+    Column("message_id", String(64), nullable=True),
+    Column("dedupe_key", String(191), nullable=True, unique=True),
+)
+
+# A session's callback URL and its signing secret (``whsec_...``, needed to sign, so not hashed).
+session_webhooks = Table(
+    "session_webhooks",
+    metadata,
+    Column("session_id", Integer, ForeignKey("sessions.id"), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("low_balance_sats", BigInteger, nullable=True),
+    Column("low_notified", Boolean, nullable=False, default=False),  # balance.low sent for this crossing
+    Column("expiring_notified_for", Instant, nullable=True),  # the expiry session.expiring announced
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
 )
 
 # --- several instances on one database (issue 15) -------------------------------------------

@@ -260,14 +260,18 @@ class OutboundGuard:
         follow_redirects: bool = True,
         max_redirects: int = 5,
         verify: bool = True,
+        content: bytes | None = None,
     ) -> FetchResult:
-        """Fetch ``url`` through the guard: vetted address, re-vetted redirects, size and time caps."""
+        """Fetch ``url`` through the guard: vetted address, re-vetted redirects, size and time caps.
+
+        ``content`` is a request body (a webhook's POST); it is not sent again after a redirect.
+        """
         limit = max_bytes if max_bytes is not None else self.settings.outbound_max_bytes
         budget = timeout_s if timeout_s is not None else self.settings.outbound_timeout_s
         try:
             async with asyncio.timeout(budget):
                 return await self._fetch_chain(
-                    url, method.upper(), dict(headers or {}), limit, follow_redirects, max_redirects, verify
+                    url, method.upper(), dict(headers or {}), limit, follow_redirects, max_redirects, verify, content
                 )
         except TimeoutError as exc:
             raise UpstreamTimeoutError(f"target did not answer within {budget:g} s") from exc
@@ -281,6 +285,7 @@ class OutboundGuard:
         follow_redirects: bool,
         max_redirects: int,
         verify: bool,
+        content: bytes | None = None,
     ) -> FetchResult:
         hops: list[RedirectHop] = []
         current = url
@@ -291,7 +296,7 @@ class OutboundGuard:
                 if hops:  # the caller's URL was fine; the target steered somewhere unacceptable
                     raise TargetRefusedError(f"redirect refused: {exc.message}") from exc
                 raise
-            result = await self._fetch_one(vetted, method, headers, limit, verify)
+            result = await self._fetch_one(vetted, method, headers, limit, verify, content if not hops else None)
             location = result.headers.get("location")
             if not (follow_redirects and result.status_code in _REDIRECT_STATUSES and location):
                 result.redirects = hops
@@ -315,7 +320,13 @@ class OutboundGuard:
             current = str(nxt)
 
     async def _fetch_one(
-        self, vetted: VettedURL, method: str, headers: dict[str, str], limit: int, verify: bool
+        self,
+        vetted: VettedURL,
+        method: str,
+        headers: dict[str, str],
+        limit: int,
+        verify: bool,
+        content: bytes | None = None,
     ) -> FetchResult:
         is_literal = _ip_literal(vetted.host) is not None
         default_port = 443 if vetted.scheme == "https" else 80
@@ -334,7 +345,9 @@ class OutboundGuard:
                 timeout=httpx.Timeout(self.settings.outbound_timeout_s),
             )
             try:
-                request = client.build_request(method, target, headers=send_headers, extensions=extensions)
+                request = client.build_request(
+                    method, target, headers=send_headers, extensions=extensions, content=content
+                )
                 response = await client.send(request, stream=True)
                 try:
                     body, truncated = await _read_capped(response, limit)

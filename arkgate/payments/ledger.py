@@ -112,6 +112,7 @@ class CreditResult:
     amount_sats: int = 0
     balance_sats: int | None = None
     is_late: bool = False
+    payment_key: str | None = None  # the payment's unique key, when credited
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,6 +188,8 @@ class Ledger:
         self.unpaid_ttl = timedelta(seconds=unpaid_ttl_s)
         self.idempotency_ttl = timedelta(seconds=idempotency_ttl_s)
         self.instance_id = instance_id
+        # Told of every refund once it committed (customer webhooks: call.refunded); must not block.
+        self.on_refund: Callable[[Settled, str | None], None] | None = None
         self._group: GroupCommit | None = None
         if group_commit and database.sqlite_path is not None and database.write_lock is not None:
             self._group = GroupCommit(database.sqlite_path, database.write_lock)
@@ -498,6 +501,7 @@ class Ledger:
             amount_sats=credit.amount_sats,
             balance_sats=int(balance),
             is_late=is_late,
+            payment_key=credit.payment_key,
         )
         return credited, payment_id
 
@@ -576,6 +580,8 @@ class Ledger:
                 reason=reason,
                 balance_sats=settled.balance_sats,
             )
+            if self.on_refund is not None:
+                self.on_refund(settled, reason)
         return settled
 
     async def refund(self, charge: Charge, amount_sats: int, *, reason: str, release_idempotency: bool = False) -> int:

@@ -125,6 +125,7 @@ async def _prune_unfunded_sessions(database: Database, lapsed_before: datetime) 
                 )
                 await conn.execute(delete(t.idempotency_keys).where(t.idempotency_keys.c.session_id.in_(ids)))
                 await conn.execute(delete(t.session_origins).where(t.session_origins.c.session_id.in_(ids)))
+                await conn.execute(delete(t.session_webhooks).where(t.session_webhooks.c.session_id.in_(ids)))
                 # A derived wallet key stays on record (address gap tracking); it just has no session now.
                 await conn.execute(
                     update(t.wallet_keys).where(t.wallet_keys.c.session_id.in_(ids)).values(session_id=None)

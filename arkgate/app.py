@@ -27,6 +27,7 @@ from arkgate.cluster.leader import Leadership
 from arkgate.db import migrate
 from arkgate.db.engine import Database
 from arkgate.downloads import DatabaseDownloadStore, DownloadStore, get_download_store, store_options
+from arkgate.gc_tuning import freeze_startup_heap
 from arkgate.payments import retention
 from arkgate.payments.barkd import BarkdClient
 from arkgate.payments.events import EventHub
@@ -51,7 +52,11 @@ StartupHook = Callable[[Runtime], Awaitable[None]]
 
 def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, downloads: the owner's only
-    database = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
+    database = Database(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )
     ledger = Ledger(
         database,
         session_ttl_s=settings.session_ttl_s,
@@ -117,9 +122,12 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             for hook in startup_hooks:
                 await hook(rt)
             await rt.leader.start()
+            # Last step of start-up: what exists now lives as long as the process (arkgate/gc_tuning.py).
+            restore_gc = freeze_startup_heap()
             try:
                 yield
             finally:
+                restore_gc()
                 await rt.leader.aclose()
                 if bus is not None:
                     await bus.aclose()

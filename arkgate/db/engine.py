@@ -119,9 +119,7 @@ class Database:
         another (SQLAlchemy's documented custom-ping recipe). A connection back in the pool
         within ``idle_check_s`` is handed out untested: under load that is every checkout.
         """
-        driver = getattr(dbapi_conn, "driver_connection", None)
-        is_closed = getattr(driver, "is_closed", None)  # asyncpg notices a terminated backend itself
-        if callable(is_closed) and is_closed():
+        if _closed_by_server(getattr(dbapi_conn, "driver_connection", None)):
             raise exc.DisconnectionError("the server closed this connection")
         checked_in = record.info.get(_CHECKED_IN_AT)
         if checked_in is None or time.monotonic() - checked_in < self.idle_check_s:
@@ -168,6 +166,19 @@ def _ensure_sqlite_dir(url: str) -> None:
     if path and path != ":memory:":
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+
+
+def _closed_by_server(driver: Any) -> bool:
+    """What the driver already knows, for free: the server's FIN reaches it within one loop iteration.
+
+    asyncpg has ``is_closed()``; asyncmy's transport is closing once the socket hit EOF (a
+    ``KILL``, a server restart).
+    """
+    is_closed = getattr(driver, "is_closed", None)
+    if callable(is_closed):
+        return bool(is_closed())
+    transport = getattr(driver, "_transport", None)
+    return transport is not None and bool(transport.is_closing())
 
 
 def _note_checkin(_dbapi_conn: Any, record: Any) -> None:

@@ -111,3 +111,32 @@ async def test_sqlite_commits_are_durable_by_default(tmp_path: Path) -> None:
 def test_sqlite_synchronous_must_be_a_known_mode() -> None:
     with pytest.raises(ValueError, match="synchronous"):
         Database("sqlite:///:memory:", sqlite_synchronous="OFF")
+
+
+SERVER_SESSIONS = {
+    "postgresql": "SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()",
+    "mysql": "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = :name AND ID <> CONNECTION_ID()",
+}
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_requests_succeed_right_after_the_server_killed_every_connection(
+    gateway_factory, tmp_path: Path, kind: str
+) -> None:
+    async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
+        async with gateway_factory(database_url=url) as gw:
+            token = (await gw.client.post("/v1/sessions", json={"amount_sats": 1000})).json()["token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            assert (await gw.client.get("/v1/balance", headers=headers)).status_code == 200
+            admin = create_async_engine(async_url(os.environ[SERVER_URLS[kind]]), isolation_level="AUTOCOMMIT")
+            async with admin.connect() as conn:
+                name = url.rpartition("/")[2]
+                ids = {int(row[0]) for row in await conn.execute(text(SERVER_SESSIONS[kind]), {"name": name})}
+            await admin.dispose()
+            assert ids
+            await _kill(kind, ids)
+            balance = await gw.client.get("/v1/balance", headers=headers)
+            assert balance.status_code == 200 and balance.json()["balance_sats"] == 1000
+            paid = await gw.client.post("/api/qr-generate", json={"data": "x"}, headers=headers)
+            assert paid.status_code == 200, paid.text
+            assert (await gw.client.get("/v1/balance", headers=headers)).json()["balance_sats"] < 1000

@@ -157,6 +157,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     app.include_router(public.router)
     app.include_router(sessions.router)
     app.include_router(compat.router)
+    app.router.routes[0:0] = sessions.LEAN_ROUTES  # matched before every included router
     for endpoint in rt.catalog:
         app.add_api_route(
             endpoint.path,

@@ -28,6 +28,7 @@ from arkgate.cluster.leader import Leadership
 from arkgate.db import migrate
 from arkgate.db.engine import Database
 from arkgate.downloads import DatabaseDownloadStore, DownloadStore, get_download_store, store_options
+from arkgate.gc_tuning import freeze_startup_heap
 from arkgate.outbound.guard import get_guard
 from arkgate.payments import refund_to, retention
 from arkgate.payments.barkd import BarkdClient
@@ -57,7 +58,11 @@ StartupHook = Callable[[Runtime], Awaitable[None]]
 
 def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, downloads: the owner's only
-    database = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
+    database = Database(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )
     ledger = Ledger(
         database,
         session_ttl_s=settings.session_ttl_s,
@@ -144,9 +149,12 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             for hook in startup_hooks:
                 await hook(rt)
             await rt.leader.start()
+            # Last step of start-up: what exists now lives as long as the process (arkgate/gc_tuning.py).
+            restore_gc = freeze_startup_heap()
             try:
                 yield
             finally:
+                restore_gc()
                 await rt.leader.aclose()
                 if bus is not None:
                     await bus.aclose()
@@ -180,6 +188,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     app.include_router(keys.router)
     app.include_router(payouts.router)
     app.include_router(compat.router)
+    app.router.routes[0:0] = sessions.LEAN_ROUTES  # matched before every included router
     for endpoint in rt.catalog:
         app.add_api_route(
             endpoint.path,

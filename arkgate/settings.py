@@ -222,6 +222,11 @@ class Settings(BaseSettings):
         description="Connections each process keeps to PostgreSQL or MariaDB (it may open as many again at peaks); "
         "instances x workers x 2 x this must stay under the server's max_connections.",
     )
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = Field(
+        "FULL",
+        description="SQLite's synchronous mode: FULL (default) keeps every committed payment and charge through a "
+        "power cut; NORMAL only through a process crash, for a little more write throughput.",
+    )
     leader_lease_s: float = Field(
         10.0,
         gt=0,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +14,7 @@ from arkgate.api.envelope import dumps
 from arkgate.app import create_app
 from arkgate.catalog import qr_generate
 from arkgate.catalog.registry import Catalog
+from arkgate.gc_tuning import freeze_startup_heap
 from arkgate.logs import configure_logging
 from arkgate.settings import Settings
 
@@ -24,8 +27,18 @@ def gateway() -> FastAPI:
 
 
 def unmetered() -> FastAPI:
-    """The same handler and envelope, with no token, no ledger and no rate limit: the baseline."""
-    app = FastAPI()
+    """The same handler and envelope, with no token, no ledger and no rate limit: the baseline.
+
+    It gets the gateway's garbage-collector tuning too, so the two differ only by the meter.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        restore = freeze_startup_heap()
+        yield
+        restore()
+
+    app = FastAPI(lifespan=lifespan)
 
     @app.get("/health/live")
     async def health() -> dict[str, str]:
@@ -43,6 +56,19 @@ def unmetered() -> FastAPI:
             "balance_remaining": 0,
             "response_ms": int((time.perf_counter() - started) * 1000),
             "endpoint": "qr-generate",
+        }
+        return Response(dumps(body), media_type="application/json")
+
+    @app.get("/v1/balance")
+    async def balance(request: Request) -> Response:
+        """A constant body of the real one's shape: the framework's floor for a GET with a bearer token."""
+        body = {
+            "balance_sats": 1000,
+            "status": "active",
+            "expires_at": "2026-12-03T20:00:00Z",
+            "expires_in": 86400,
+            "ark_address": None,
+            "funded": True,
         }
         return Response(dumps(body), media_type="application/json")
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _DRIVERS = {
@@ -20,6 +21,13 @@ _DRIVERS = {
     "mysql": "mysql+asyncmy",
     "mariadb": "mysql+asyncmy",
 }
+
+
+SQLITE_SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+# A pooled connection idle this long is tested before reuse (a killed server connection, a
+# failover); one reused sooner is not: it was fine a moment ago and recycling bounds its age.
+IDLE_CHECK_S = 2.0
+_CHECKED_IN_AT = "arkgate.checked_in_at"
 
 
 def async_url(url: str) -> str:
@@ -47,30 +55,80 @@ class Database:
     in the driver. An asyncio lock queues them instead. Other databases rely on row locks.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 20,
+        sqlite_synchronous: str = "FULL",
+        idle_check_s: float = IDLE_CHECK_S,
+    ) -> None:
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS:
+            raise ValueError(f"sqlite synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}")
+        self.sqlite_synchronous = sqlite_synchronous.upper()
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             _ensure_sqlite_dir(self.url)
             kwargs["connect_args"] = {"timeout": 30}
         else:
             # Up to 2 x pool_size connections per process: N instances x workers must fit the server's limit.
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+            # No pool_pre_ping: it costs every checkout a round trip (three on PostgreSQL: BEGIN, ";",
+            # ROLLBACK) although a connection used milliseconds ago is alive. ``_check_on_checkout`` tests
+            # only connections idle for ``idle_check_s`` (and, free, asyncpg's own closed flag); recycling
+            # bounds a connection's age.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
             if self.url.startswith("mysql"):
+                # The pool's reset-on-return is a ROLLBACK after every COMMIT, a round trip on MariaDB
+                # (asyncpg skips it when no transaction is open). It is redundant here: every connection
+                # is borrowed through ``write()`` (engine.begin: COMMIT or ROLLBACK on exit) or ``read()``
+                # and other ``AsyncConnection`` blocks, whose close rolls back any transaction still
+                # open; none hands a raw DBAPI connection back to the pool mid-transaction, and a
+                # connection that failed is invalidated, not reused.
+                kwargs["pool_reset_on_return"] = None
                 # InnoDB's default REPEATABLE READ gap-locks the range a DELETE or SELECT finds empty; two
                 # charges of different sessions inserting their Idempotency-Key into that gap then deadlock.
                 # READ COMMITTED (PostgreSQL's default) keeps row locks only; every money rule is a
                 # conditional write on one row, so it needs nothing stronger.
                 kwargs["isolation_level"] = "READ COMMITTED"
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        self.idle_check_s = idle_check_s
+        self.idle_checks = 0  # round trips spent testing idle connections (the tests read it)
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            synchronous = self.sqlite_synchronous
+
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                sqlite_pragmas(dbapi_conn, synchronous=synchronous)
+
+            event.listen(self.engine.sync_engine, "connect", _pragmas)
+        else:
+            event.listen(self.engine.sync_engine.pool, "checkin", _note_checkin)
+            event.listen(self.engine.sync_engine.pool, "checkout", self._check_on_checkout)
         self.write_lock = asyncio.Lock() if self.is_sqlite else None
         self.sqlite_path: str | None = None
         if self.is_sqlite:
             path = self.url.split(":///", 1)[-1].split("?", 1)[0]
             self.sqlite_path = path if path and path != ":memory:" else None
+
+    def _check_on_checkout(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        """Replace a dead pooled connection before the caller's first statement can fail on it.
+
+        Raising ``DisconnectionError`` here makes the pool discard the connection and check out
+        another (SQLAlchemy's documented custom-ping recipe). A connection back in the pool
+        within ``idle_check_s`` is handed out untested: under load that is every checkout.
+        """
+        if _closed_by_server(getattr(dbapi_conn, "driver_connection", None)):
+            raise exc.DisconnectionError("the server closed this connection")
+        checked_in = record.info.get(_CHECKED_IN_AT)
+        if checked_in is None or time.monotonic() - checked_in < self.idle_check_s:
+            return
+        self.idle_checks += 1
+        try:
+            dbapi_conn.ping()
+        except Exception as error:
+            raise exc.DisconnectionError(f"idle connection failed its check: {error}") from error
 
     @property
     def dialect(self) -> str:
@@ -110,10 +168,34 @@ def _ensure_sqlite_dir(url: str) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _closed_by_server(driver: Any) -> bool:
+    """What the driver already knows, for free: the server's FIN reaches it within one loop iteration.
+
+    asyncpg has ``is_closed()``; asyncmy's transport is closing once the socket hit EOF (a
+    ``KILL``, a server restart).
+    """
+    is_closed = getattr(driver, "is_closed", None)
+    if callable(is_closed):
+        return bool(is_closed())
+    transport = getattr(driver, "_transport", None)
+    return transport is not None and bool(transport.is_closing())
+
+
+def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
+    record.info[_CHECKED_IN_AT] = time.monotonic()
+
+
+def sqlite_pragmas(dbapi_conn: Any, *, synchronous: str = "FULL") -> None:
+    """Per-connection SQLite settings; every engine on the file (async, group commit) applies them.
+
+    ``synchronous=FULL`` in WAL mode syncs the log at every commit, so a committed credit or
+    charge survives a power cut or kernel crash; NORMAL survives only a process crash and may
+    lose the last commits on power loss. The group commit shares one sync among every ledger
+    write waiting at that moment, which keeps FULL cheap under load.
+    """
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL is durable across process crashes
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

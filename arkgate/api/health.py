@@ -37,6 +37,9 @@ async def database_problem(rt: Runtime) -> str | None:
             await conn.execute(text("SELECT 1"))
         current = await migrate.current_revisions(rt.database)
     except Exception:  # any driver or OS error means the same thing to a probe
+        # Nothing pings pooled connections on checkout (the hot path saves that round trip): drop them,
+        # so the probe after the database comes back opens fresh ones and reports it.
+        await rt.database.engine.dispose()
         return "database unreachable"
     heads: set[str] = rt.extras.setdefault("migration_heads", migrate.head_revisions())
     if current != heads:

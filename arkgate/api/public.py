@@ -49,6 +49,7 @@ async def health(request: Request) -> Response:
         async with rt.database.read() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
+        await rt.database.engine.dispose()  # as /health/ready does: the next probe opens fresh connections
         checks["database"] = "unreachable"
         healthy = False
     if rt.barkd is not None:

@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from arkgate.db.engine import sqlite_pragmas
 from arkgate.errors import ArkgateError
 
 MAX_BATCH = 256
@@ -32,7 +33,7 @@ T = TypeVar("T")
 Operation = Callable[[Connection], Any]
 
 
-def sync_sqlite_engine(path: str) -> Engine:
+def sync_sqlite_engine(path: str, *, synchronous: str = "FULL") -> Engine:
     """A sync engine on the same file, tuned like the async one, with real SAVEPOINTs.
 
     pysqlite's own transaction handling breaks SAVEPOINT; the documented SQLAlchemy recipe is
@@ -47,12 +48,7 @@ def sync_sqlite_engine(path: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        sqlite_pragmas(dbapi_connection, synchronous=synchronous)  # the async engine's own settings
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
@@ -64,8 +60,9 @@ def sync_sqlite_engine(path: str) -> Engine:
 class GroupCommit:
     """Runs ledger operations ``fn(connection) -> result`` in shared SQLite transactions."""
 
-    def __init__(self, path: str, write_lock: asyncio.Lock) -> None:
+    def __init__(self, path: str, write_lock: asyncio.Lock, *, synchronous: str = "FULL") -> None:
         self._path = path
+        self._synchronous = synchronous
         self._lock = write_lock
         self._pending: list[tuple[Operation, bool, asyncio.Future[Any]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -110,7 +107,7 @@ class GroupCommit:
 
     def _apply(self, batch: list[tuple[Operation, bool]]) -> list[tuple[bool, Any]]:
         if self._engine is None:
-            self._engine = sync_sqlite_engine(self._path)
+            self._engine = sync_sqlite_engine(self._path, synchronous=self._synchronous)
         try:
             return self._apply_once(batch, every_savepoint=False)
         except _UncleanFailure:

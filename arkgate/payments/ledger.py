@@ -192,7 +192,9 @@ class Ledger:
         self.on_refund: Callable[[Settled, str | None], None] | None = None
         self._group: GroupCommit | None = None
         if group_commit and database.sqlite_path is not None and database.write_lock is not None:
-            self._group = GroupCommit(database.sqlite_path, database.write_lock)
+            self._group = GroupCommit(
+                database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous
+            )
 
     def close(self) -> None:
         if self._group is not None:

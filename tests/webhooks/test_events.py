@@ -179,8 +179,15 @@ async def test_retries_after_a_500_then_redelivery_from_the_admin_api(make_setti
         receiver.verify_all(secret)  # every attempt is signed
         assert len({r.message_id for r in receiver.of()}) == 1  # one webhook-id across the retries
         assert len({r.headers["webhook-timestamp"] for r in receiver.of()}) >= 1
-        [row] = (await gw.client.get("/v1/sessions/me/webhook/deliveries", headers=auth(token))).json()["deliveries"]
-        assert (row["status"], row["attempts"]) == ("delivered", 3)
+
+        async def delivered() -> dict[str, Any] | None:
+            # The receiver answers before the gateway records the outcome: wait for the record.
+            url = "/v1/sessions/me/webhook/deliveries"
+            [row] = (await gw.client.get(url, headers=auth(token))).json()["deliveries"]
+            return row if row["status"] == "delivered" else None
+
+        row = await wait_for(delivered)
+        assert row["attempts"] == 3
 
         again = await gw.client.post(f"/admin/api/webhooks/{row['id']}/redeliver", headers=admin_headers())
         assert again.status_code == 200, again.text
@@ -283,3 +290,32 @@ async def test_each_session_sees_only_its_own_log_and_removing_the_webhook_cance
         await wait_for(canceled)
         assert await log_of(token_b) == []
         assert len(receiver.of()) == 1  # nothing went out after the webhook was removed
+
+
+async def test_a_real_withdrawal_is_announced_to_the_session_once(make_settings, simulator, receiver_factory):
+    """The payout service's outcome reaches the session's webhook as withdrawal.completed (app wiring)."""
+    receiver = receiver_factory()
+    settings = make_settings(
+        payment_mode="barkd",
+        barkd_url=simulator.url,
+        barkd_token=simulator.token,
+        reconcile_interval_s=3600,
+        payout_fee_base_sats=5,
+        **webhook_settings(receiver),
+    )
+    async with running_gateway(settings) as gw:
+        assert await gw.runtime.watcher.wait_ready(10)
+        response = await gw.client.post("/v1/sessions", json={"amount_sats": 1000, "callback_url": receiver.url})
+        created = response.json()
+        simulator.pay_invoice(created["funding"]["lightning_invoice"])
+        await wait_for(lambda: events_of(receiver) == ["payment.credited"])
+        address = simulator.payee_address()
+        paid = await gw.client.post(
+            "/v1/sessions/withdraw", json={"destination": address, "amount_sats": 600}, headers=auth(created["token"])
+        )
+        assert paid.status_code == 200, paid.text
+        await wait_for(lambda: events_of(receiver) == ["payment.credited", "withdrawal.completed"])
+        payload = receiver.verify_all(created["webhook"]["secret"])[1]
+        assert payload["data"]["withdrawal_id"] == paid.json()["payout_id"]
+        assert (payload["data"]["amount_sats"], payload["data"]["fee_sats"]) == (600, 5)
+        assert payload["data"]["destination_kind"] == "ark"

@@ -30,16 +30,26 @@ class BarkdState:
     version: str | None
 
 
-async def database_problem(rt: Runtime) -> str | None:
-    """Why the database cannot serve (unreachable, or its schema not at the migration head), or None."""
+async def database_reachable(rt: Runtime) -> bool:
+    """One ``SELECT 1``: the database check of ``/health`` and ``/health/ready``."""
     try:
         async with rt.database.read() as conn:
             await conn.execute(text("SELECT 1"))
-        current = await migrate.current_revisions(rt.database)
     except Exception:  # any driver or OS error means the same thing to a probe
         # Nothing pings pooled connections on checkout (the hot path saves that round trip): drop them,
         # so the probe after the database comes back opens fresh ones and reports it.
         await rt.database.engine.dispose()
+        return False
+    return True
+
+
+async def database_problem(rt: Runtime) -> str | None:
+    """Why the database cannot serve (unreachable, or its schema not at the migration head), or None."""
+    if not await database_reachable(rt):
+        return "database unreachable"
+    try:
+        current = await migrate.current_revisions(rt.database)
+    except Exception:  # reachable a moment ago: the same answer to a probe
         return "database unreachable"
     heads: set[str] = rt.extras.setdefault("migration_heads", migrate.head_revisions())
     if current != heads:

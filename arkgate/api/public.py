@@ -10,10 +10,10 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from arkgate.api.availability import availability_fields
 from arkgate.api.envelope import json_response
+from arkgate.api.health import database_reachable
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import ArkgateError, InvalidTokenError
@@ -45,11 +45,7 @@ async def health(request: Request) -> Response:
     rt = runtime(request)
     checks: dict[str, Any] = {"database": "ok"}
     healthy = True
-    try:
-        async with rt.database.read() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception:
-        await rt.database.engine.dispose()  # as /health/ready does: the next probe opens fresh connections
+    if not await database_reachable(rt):
         checks["database"] = "unreachable"
         healthy = False
     if rt.barkd is not None:

@@ -18,6 +18,7 @@ def plugin_manager(*, plugins: Iterable[object] = (), entry_points: bool = True)
         manager.register(plugin)
     if entry_points:
         manager.load_setuptools_entrypoints(hookspecs.PROJECT)
+    manager.check_pending()  # a misspelt hook name fails here, at start-up, instead of being ignored
     return manager
 
 

@@ -126,3 +126,12 @@ def test_a_plugin_endpoint_with_a_taken_id_stops_start_up(make_settings):
     manager = plugin_manager(plugins=[word_count, clash], entry_points=False)
     with pytest.raises(StartupError, match="word-count"):
         create_app(make_settings(), plugins=manager)
+
+
+def test_extending_md_shows_the_tested_package():
+    """docs/extending.md's example is this package, line for line."""
+    doc = (Path(__file__).parents[2] / "docs" / "extending.md").read_text()
+    source = (PACKAGE / "arkgate_word_count" / "__init__.py").read_text()
+    assert f"```python\n# arkgate_word_count/__init__.py\n{source}```" in doc
+    project = (PACKAGE / "pyproject.toml").read_text().split("\n", 1)[1]  # past its own comment line
+    assert f"```toml\n# pyproject.toml\n{project}```" in doc

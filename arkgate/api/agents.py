@@ -1,6 +1,7 @@
 """Agents first: everything an agent reads or speaks is generated from the catalog registry.
 
-``install(app, rt)`` (called by ``create_app``) wires:
+``install(app, rt)`` (called by ``create_app``) mounts these and returns, as its ``Part``, the
+challenge and resolver below and the MCP session manager's lifespan:
 - ``GET /openapi.json``: OpenAPI 3.1 built at request time (``arkgate.api.openapi``);
 - ``GET /.well-known/arkapi.json`` and ``/.well-known/arkgate.json`` manifests, ``GET /v1/quote``
   (``arkgate.api.manifests``); ``GET /llms.txt`` and ``/llms-full.txt`` (``arkgate.api.llms``);

@@ -169,7 +169,7 @@ class Meter:
         for resolve in self.rt.token_resolvers:
             token_hash = await resolve(self.request)
             if token_hash is not None:
-                return token_hash  # type: ignore[no-any-return]
+                return token_hash
         return None
 
     # --- idempotency ----------------------------------------------------------------------

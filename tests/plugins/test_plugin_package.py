@@ -9,6 +9,7 @@ for a call through the simulator.
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import time
 import tomllib
@@ -20,6 +21,7 @@ import httpx
 import pluggy
 import pytest
 
+from arkgate import hookspecs
 from arkgate.app import create_app
 from arkgate.catalog.registry import StartupError, load_catalog
 from arkgate.hookspecs import hookimpl
@@ -135,3 +137,13 @@ def test_extending_md_shows_the_tested_package():
     assert f"```python\n# arkgate_word_count/__init__.py\n{source}```" in doc
     project = (PACKAGE / "pyproject.toml").read_text().split("\n", 1)[1]  # past its own comment line
     assert f"```toml\n# pyproject.toml\n{project}```" in doc
+
+
+def test_every_hook_is_documented_with_its_signature():
+    """Each spec in arkgate.hookspecs has a row in docs/development.md's hook table (Datasette's rule)."""
+    doc = (Path(__file__).parents[2] / "docs" / "development.md").read_text()
+    specs = [name for name, value in vars(hookspecs).items() if hasattr(value, "arkgate_spec")]
+    assert specs == ["register_endpoints"]
+    for name in specs:
+        parameters = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
+        assert f"| `{name}` | `({parameters}) -> " in doc, name

@@ -38,6 +38,7 @@ from arkgate.payments.watcher import PaymentWatcher
 from arkgate.plugins import plugin_endpoints, plugin_manager
 from arkgate.runtime import Part, Runtime
 from arkgate.services.envelope import install_error_handlers
+from arkgate.services.l402 import L402
 from arkgate.services.metrics import Metrics
 from arkgate.services.ratelimit import RateLimitHeaders, RateLimits
 from arkgate.services.sessions import SessionService
@@ -96,6 +97,8 @@ def create_app(
         leader=Leadership(database, lease_s=settings.leader_lease_s),
         sessions=SessionService(settings=settings, database=database, ledger=ledger, barkd=barkd),
         barkd=barkd,
+        # Its shared root key is loaded from the database at start-up (the agents part's hook).
+        l402=L402(settings) if settings.l402_enabled else None,
         token_resolvers=(metering.bearer_token_hash,),
     )
     bus = choose_bus(settings, database, rt.events)

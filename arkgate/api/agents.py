@@ -22,8 +22,7 @@ from arkgate.services.l402 import L402
 
 def install(app: FastAPI, rt: Runtime) -> Part:
     startup_hooks: list[StartupHook] = []
-    if rt.settings.l402_enabled:
-        rt.l402 = L402(rt.settings)
+    if rt.l402 is not None:
 
         async def load_l402_key(rt: Runtime) -> None:
             # After migrations: the key lives in the database, shared by every instance.

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pluggy
 import structlog
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from arkgate.api import compat, health, keys, lnurl, metering, payouts, public, sessions
+from arkgate.admin import routes as admin_routes
+from arkgate.api import agents, compat, downloads, health, keys, lnurl, metering, payouts, public, sessions
+from arkgate.api import webhooks as webhooks_api
 from arkgate.api.cors import PublicCors
-from arkgate.api.envelope import install_error_handlers
-from arkgate.api.metrics import Metrics
-from arkgate.api.ratelimit import RateLimitHeaders, RateLimits
 from arkgate.api.request_id import RequestIdMiddleware
 from arkgate.api.request_limits import BodyLimits, RequestLimitsMiddleware
-from arkgate.api.runtime import Runtime
 from arkgate.catalog.context import Services
 from arkgate.catalog.registry import Catalog, load_catalog
 from arkgate.cluster.bus import choose_bus
@@ -37,26 +35,36 @@ from arkgate.payments.ledger import CreditResult, Ledger
 from arkgate.payments.payouts import PayoutEvent, PayoutListener, PayoutPolicy, PayoutService
 from arkgate.payments.sweeper import CallSweeper, load_instance_id
 from arkgate.payments.watcher import PaymentWatcher
+from arkgate.plugins import plugin_endpoints, plugin_manager
+from arkgate.runtime import Part, Runtime
+from arkgate.services.envelope import install_error_handlers
+from arkgate.services.l402 import L402
+from arkgate.services.metrics import Metrics
+from arkgate.services.ratelimit import RateLimitHeaders, RateLimits
+from arkgate.services.sessions import SessionService
 from arkgate.settings import Settings
+from arkgate.web import routes as web_routes
 from arkgate.webhooks.events import WITHDRAWAL_COMPLETED, WithdrawalFinished
 from arkgate.webhooks.service import Webhooks
 
-# Parts beyond the core API; each module exposes ``install(app, runtime)`` and hooks itself in
-# through ``runtime.extras`` (start-up hooks, the 402 challenge, token resolvers).
-PARTS = (
-    "arkgate.api.downloads",
-    "arkgate.api.agents",
-    "arkgate.api.webhooks",
-    "arkgate.admin.routes",
-    "arkgate.web.routes",
+# Parts beyond the core API, in this order; each ``install(app, runtime)`` mounts its routes and
+# returns a ``Part`` (start-up hooks, the 402 challenge, token resolvers...) that ``create_app`` adds.
+PARTS: tuple[Callable[[FastAPI, Runtime], Part], ...] = (
+    downloads.install,
+    agents.install,
+    webhooks_api.install,
+    admin_routes.install,
+    web_routes.install,
 )
 
 log = structlog.get_logger("arkgate.app")
 
-StartupHook = Callable[[Runtime], Awaitable[None]]
 
-
-def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, catalog: Catalog | None = None, plugins: pluggy.PluginManager | None = None
+) -> FastAPI:
+    """The gateway for ``settings``: ``catalog`` replaces the built-in one plus the plugins' endpoints;
+    ``plugins`` replaces the manager that loads the installed plugins (``arkgate`` entry points)."""
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys, downloads: the owner's only
     database = Database(
         settings.effective_database_url,
@@ -71,10 +79,15 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         instance_id=load_instance_id(settings.data_dir, per_process=settings.workers > 1),
     )
     sweeper = CallSweeper(ledger, interval_s=settings.call_sweep_interval_s)
+    barkd = (
+        BarkdClient(settings.barkd_url, settings.barkd_token_value(), timeout_s=settings.barkd_timeout_s)
+        if settings.payment_mode == "barkd"
+        else None
+    )
     rt = Runtime(
         settings=settings,
         # Availability is decided once here: hidden endpoints get no route, unavailable ones a 503.
-        catalog=(catalog if catalog is not None else load_catalog()).evaluated(settings),
+        catalog=(catalog if catalog is not None else _full_catalog(plugins)).evaluated(settings),
         database=database,
         ledger=ledger,
         events=EventHub(),
@@ -82,6 +95,11 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         limits=RateLimits(settings),
         metrics=Metrics(),
         leader=Leadership(database, lease_s=settings.leader_lease_s),
+        sessions=SessionService(settings=settings, database=database, ledger=ledger, barkd=barkd),
+        barkd=barkd,
+        # Its shared root key is loaded from the database at start-up (the agents part's hook).
+        l402=L402(settings) if settings.l402_enabled else None,
+        token_resolvers=(metering.bearer_token_hash,),
     )
     bus = choose_bus(settings, database, rt.events)
     # One webhook queue for sessions and the operator; each process claims deliveries under its own name.
@@ -90,12 +108,11 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
     rt.leader.register("webhook-scans", rt.webhooks.scans_forever)
     if settings.downloads_dir is None and not database.is_sqlite:
         # Several instances share a server database: keep hosted files where all of them can read.
-        downloads = DatabaseDownloadStore(database, **store_options(settings))
-        shared_store: DownloadStore = downloads
+        database_store = DatabaseDownloadStore(database, **store_options(settings))
+        shared_store: DownloadStore = database_store
         rt.services.provide(get_download_store, shared_store)
-        rt.leader.register("downloads-cleanup", downloads.cleanup_forever)
-    if settings.payment_mode == "barkd":
-        rt.barkd = BarkdClient(settings.barkd_url, settings.barkd_token_value(), timeout_s=settings.barkd_timeout_s)
+        rt.leader.register("downloads-cleanup", database_store.cleanup_forever)
+    if rt.barkd is not None:
         rt.watcher = PaymentWatcher(
             rt.barkd,
             ledger,
@@ -107,8 +124,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             audit_interval_s=settings.history_audit_interval_s,
             on_credit=lambda result, rail: _credited(rt, result, rail),
         )
-    if rt.barkd is not None:
-        # Withdrawals; ``rt.extras["payouts"].listeners`` is the hook for withdrawal.* events.
+        # Withdrawals; ``rt.payouts.listeners`` hear withdrawal.* events.
         guard = rt.services.get(get_guard)
         payout_service = PayoutService(
             ledger=ledger,
@@ -117,7 +133,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             policy=PayoutPolicy.from_settings(settings),
             resolve_invoice=lambda address, sats: lnurl.invoice_for(guard, address, sats),
         )
-        rt.extras["payouts"] = payout_service
+        rt.payouts = payout_service
         if rt.webhooks is not None:
             payout_service.listeners.append(_withdrawal_webhooks(rt.webhooks))
         if payout_service.policy.enabled:  # remainders of expired sessions go to their refund_to
@@ -128,7 +144,6 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             database, retention.Retention.from_settings(settings), interval_s=settings.prune_interval_s
         ),
     )
-    startup_hooks: list[StartupHook] = rt.extras.setdefault("startup_hooks", [])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -141,12 +156,12 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(sweeper.run(), name="call-sweeper")]
         if rt.watcher is not None:
             tasks.append(asyncio.create_task(rt.watcher.run(), name="payment-watcher"))
-        if "payouts" in rt.extras:  # payouts a crash or timeout left pending settle from barkd's history
-            tasks.append(asyncio.create_task(rt.extras["payouts"].run(), name="payout-recovery"))
+        if rt.payouts is not None:  # payouts a crash or timeout left pending settle from barkd's history
+            tasks.append(asyncio.create_task(rt.payouts.run(), name="payout-recovery"))
         async with contextlib.AsyncExitStack() as stack:
-            for context in rt.extras.get("lifespan_contexts", []):
+            for context in rt.lifespan_contexts:
                 await stack.enter_async_context(context())
-            for hook in startup_hooks:
+            for hook in rt.startup_hooks:
                 await hook(rt)
             await rt.leader.start()
             # Last step of start-up: what exists now lives as long as the process (arkgate/gc_tuning.py).
@@ -158,9 +173,9 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
                 await rt.leader.aclose()
                 if bus is not None:
                     await bus.aclose()
-                for task in tasks + rt.extras.get("background_tasks", []):
+                for task in tasks:
                     task.cancel()
-                for task in tasks + rt.extras.get("background_tasks", []):
+                for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
                 await rt.tasks.drain()  # refunds in progress commit before the database closes
@@ -199,8 +214,8 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             tags=[endpoint.category],
             openapi_extra={"x-cost-sats": endpoint.listed_price_sats(settings), "x-category": endpoint.category},
         )
-    for name in PARTS:
-        importlib.import_module(name).install(app, rt)
+    for install in PARTS:
+        rt.add(install(app, rt))
     app.add_middleware(RateLimitHeaders)
     if settings.cors_allow_origins:
         app.add_middleware(PublicCors, settings=settings)
@@ -214,13 +229,17 @@ def _install_http_guards(app: FastAPI, rt: Runtime) -> None:
     body_limits = BodyLimits(small_bytes=settings.max_body_bytes, large_bytes=settings.max_large_body_bytes)
     # MCP tool calls carry the same arguments as the endpoints, ai-chat's long conversations included.
     body_limits.declare_large(paths=[e.path for e in rt.catalog if e.has_large_body], prefixes=["/mcp"])
-    rt.extras["body_limits"] = body_limits
     app.add_middleware(RequestLimitsMiddleware, limits=body_limits, max_header_bytes=settings.max_header_bytes)
     if settings.forwarded_allow_ips:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     app.add_middleware(RequestIdMiddleware)
     if settings.metrics_token is None and settings.admin_token is None:
         log.warning("metrics.public", hint="set ARKGATE_METRICS_TOKEN or ARKGATE_ADMIN_TOKEN to protect /metrics")
+
+
+def _full_catalog(plugins: pluggy.PluginManager | None) -> Catalog:
+    """The built-in endpoints and every installed plugin's (hook ``register_endpoints``)."""
+    return load_catalog(extra=plugin_endpoints(plugins if plugins is not None else plugin_manager()))
 
 
 def _warn_about_memory_limits(settings: Settings, database: Database) -> None:

@@ -10,12 +10,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from arkgate.api.envelope import dumps
 from arkgate.app import create_app
 from arkgate.catalog import qr_generate
 from arkgate.catalog.registry import Catalog
 from arkgate.gc_tuning import freeze_startup_heap
 from arkgate.logs import configure_logging
+from arkgate.services.envelope import dumps
 from arkgate.settings import Settings
 
 

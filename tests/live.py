@@ -19,6 +19,7 @@ import uvicorn
 
 from arkgate.app import create_app
 from arkgate.catalog.registry import Catalog
+from arkgate.runtime import Part
 from arkgate.settings import Settings
 
 START_TIMEOUT_S = 60.0
@@ -36,7 +37,7 @@ class LiveGateway:
         async def remember_loop(rt: Any) -> None:
             self.loop = asyncio.get_running_loop()
 
-        self.runtime.extras["startup_hooks"].append(remember_loop)
+        self.runtime.add(Part(startup_hooks=(remember_loop,)))
 
     @property
     def runtime(self) -> Any:

@@ -193,7 +193,7 @@ def test_refused_connection_is_one_line_with_a_hint(tmp_path, args):
 
 
 def test_call_saves_the_qr_image_to_a_file_and_prints_its_path(make_settings, tmp_path):
-    with live_gateway(make_settings(), load_catalog(plugins=False, only=("qr-generate",))) as gw:
+    with live_gateway(make_settings(), load_catalog(only=("qr-generate",))) as gw:
         token = gw.create_session(10)["token"]
         args = ["call", "qr-generate", "--json", '{"data": "hello"}', "--url", gw.url, "--token", token]
         result = run([*args, "--save-dir", str(tmp_path / "out")], offline_env(tmp_path), tmp_path)

@@ -25,7 +25,7 @@ def test_readme_gives_the_two_quick_start_commands():
 
 
 def test_every_endpoint_module_declares_an_endpoint_with_a_doc_page():
-    catalog = load_catalog(plugins=False)
+    catalog = load_catalog()
     declared = {endpoint.module_name for endpoint in catalog}
     assert set(builtin_module_names()) == declared
     docs = "".join(path.read_text() for path in (ROOT / "docs").glob("endpoints-*.md"))
@@ -81,7 +81,7 @@ async def test_readme_sample_answers_have_the_real_answers_shape(gateway_factory
 
 
 def test_endpoint_counts_in_readme_and_changelog_come_from_the_registry():
-    count = len(load_catalog(plugins=False))
+    count = len(load_catalog())
     for name in ("README.md", "CHANGELOG.md"):
         stated = [int(n) for n in re.findall(r"\b(\d+) endpoints\b", (ROOT / name).read_text())]
         assert all(n == count for n in stated), f"{name} says {stated} endpoints; the registry has {count}"

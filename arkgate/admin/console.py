@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from starlette.applications import Starlette
+
 from arkgate.admin.alerts import Alerter
-from arkgate.api.runtime import Runtime
 from arkgate.cluster.mutex import DatabaseMutex
 from arkgate.errors import ConflictError, InputError, NotFoundError
 from arkgate.payments.barkd import BarkdClient, BarkdError
+from arkgate.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -37,6 +39,7 @@ class MonitorState:
     last_check_at: datetime | None = None
     last_error: str | None = None
     checks: int = 0
+    monitor_running: bool = False  # the leader-only monitor task is running on this instance
 
 
 @dataclass(kw_only=True)
@@ -89,6 +92,9 @@ async def closing(console: Console) -> AsyncIterator[Console]:
         await console.alerter.aclose()
 
 
-def console_of(rt: Runtime) -> Console:
-    console: Console = rt.extras["admin_console"]
+def console_of(app: Starlette) -> Console:
+    """The admin part's console, kept in the app's own state by ``arkgate.admin.routes.install``."""
+    console = getattr(app.state, "admin_console", None)
+    if not isinstance(console, Console):
+        raise RuntimeError("the admin part is not installed on this app")
     return console

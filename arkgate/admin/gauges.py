@@ -11,9 +11,9 @@ import math
 
 from arkgate.admin.console import Console
 from arkgate.admin.overview import wallet_view
-from arkgate.api.runtime import Runtime
 from arkgate.errors import WalletUnavailableError
 from arkgate.payments.barkd import BarkdError
+from arkgate.runtime import Runtime
 
 
 async def refresh_gauges(console: Console, rt: Runtime) -> None:

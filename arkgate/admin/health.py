@@ -7,7 +7,6 @@ from typing import Any
 
 from arkgate.admin.console import Console
 from arkgate.errors import WalletUnavailableError
-from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdError
 
 # arkgate says "mainnet" or "bitcoin"; barkd's ark-info says "bitcoin".
@@ -50,7 +49,7 @@ async def build_health(console: Console) -> dict[str, Any]:
     refresh_before = settings.effective_refresh_before_blocks
     state = console.state
     monitor = {
-        "running": bool(console.rt.extras.get("admin_monitor_running")),
+        "running": state.monitor_running,
         "checks": state.checks,
         "last_check_at": state.last_check_at.isoformat() + "Z" if state.last_check_at else None,
         "last_error": state.last_error,
@@ -125,8 +124,8 @@ async def build_health(console: Console) -> dict[str, Any]:
     # barkd 0.8: delegated refreshes wait for the height they were scheduled at.
     scheduled = [r["scheduled_height"] for r in report["pending_rounds"] if isinstance(r.get("scheduled_height"), int)]
     report["next_scheduled_refresh_height"] = min(scheduled) if scheduled else None
-    book = console.rt.extras.get("address_book")
-    if isinstance(book, AddressBook):
+    book = console.rt.sessions.address_book
+    if book is not None:
         report["address_gap"] = asdict(await book.report())
     rows = vtxo_rows(vtxos, tip, refresh_before)
     report["vtxos"] = rows

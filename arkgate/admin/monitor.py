@@ -32,7 +32,7 @@ class Monitor:
 
     async def run(self) -> None:
         console = self.console
-        console.rt.extras["admin_monitor_running"] = True
+        console.state.monitor_running = True
         try:
             await exits.load_known_states(console)
             while True:
@@ -47,7 +47,7 @@ class Monitor:
                     log.warning("monitor.check_failed", error=message)
                 await asyncio.sleep(console.settings.refresh_check_interval_s)
         finally:
-            console.rt.extras["admin_monitor_running"] = False
+            console.state.monitor_running = False
 
     async def check_once(self) -> None:
         console = self.console

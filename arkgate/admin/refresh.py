@@ -24,7 +24,6 @@ from arkgate.admin import oplog
 from arkgate.admin.console import Console, barkd_call
 from arkgate.admin.health import vtxo_rows
 from arkgate.errors import ArkgateError, InputError
-from arkgate.payments.addresses import AddressBook
 
 # Round statuses after which a participation is over (BEHAVIOUR.md section 5).
 _ROUND_FAILED = ("failed", "canceled", "sync-error")
@@ -206,8 +205,8 @@ async def refresh(
     )
     if round_id is not None:
         console.state.pending_refresh_rounds[str(round_id)] = inputs
-    book = console.rt.extras.get("address_book")
-    if isinstance(book, AddressBook):
+    book = console.rt.sessions.address_book
+    if book is not None:
         # The output lands on a freshly derived key that will hold money: it closes the address gap.
         await book.note_refresh(f"round:{round_id}:{inputs[0] if inputs else ''}")
     return {

@@ -22,10 +22,10 @@ from arkgate.admin.gauges import refresh_gauges
 from arkgate.admin.health import build_health
 from arkgate.admin.monitor import Monitor
 from arkgate.admin.overview import build_overview, recent_activity
-from arkgate.api.envelope import json_response
-from arkgate.api.runtime import Runtime, runtime
 from arkgate.cluster.mutex import DatabaseMutex
 from arkgate.errors import ConflictError, InvalidTokenError, NotFoundError
+from arkgate.runtime import Part, Runtime, runtime
+from arkgate.services.envelope import json_response
 
 STATIC_DIR = Path(__file__).parent / "static"
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -59,7 +59,7 @@ def require_admin(request: Request) -> Console:
             "admin token missing or wrong",
             details={"_headers": {"WWW-Authenticate": 'Bearer realm="arkgate-admin"'}},
         )
-    return console_of(rt)
+    return console_of(request.app)
 
 
 Admin = Annotated[Console, Depends(require_admin)]
@@ -260,19 +260,22 @@ async def unknown(request: Request, path: str) -> Response:
     raise NotFoundError("no such admin route")
 
 
-def install(app: FastAPI, rt: Runtime) -> None:
+def install(app: FastAPI, rt: Runtime) -> Part:
     console = Console(
         rt=rt,
         alerter=Alerter(rt.settings, rt.database, rt.webhooks.deliverer if rt.webhooks is not None else None),
         wallet_lock=DatabaseMutex(rt.database, "wallet"),
     )
-    rt.extras["admin_console"] = console
-    rt.extras.setdefault("lifespan_contexts", []).append(lambda: closing(console))
+    # Part-private state: only the admin routes (and tests) reach the console, through ``console_of``.
+    app.state.admin_console = console
     app.include_router(router)
-    rt.extras.setdefault("metrics_refreshers", []).append(lambda rt: refresh_gauges(console, rt))
+    part = Part(
+        lifespan_contexts=(lambda: closing(console),),
+        metrics_refreshers=(lambda rt: refresh_gauges(console, rt),),
+    )
     # Leader-only: with several instances one resumes orphaned webhooks and runs the monitor.
     rt.leader.register("webhook-resume", console.alerter.resume_forever)
-    if rt.barkd is None:
-        return  # free mode: no wallet to watch
-    # The watchdog and refresh policy protect the funds even when the admin API is disabled.
-    rt.leader.register("admin-monitor", Monitor(console).run)
+    if rt.barkd is not None:  # free mode has no wallet to watch
+        # The watchdog and refresh policy protect the funds even when the admin API is disabled.
+        rt.leader.register("admin-monitor", Monitor(console).run)
+    return part

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from arkgate.api.runtime import Runtime
-from arkgate.catalog.registry import Endpoint
-
-UNAVAILABLE_LABEL = "Not available on this gateway"
+from arkgate.catalog.registry import UNAVAILABLE_LABEL, Endpoint
+from arkgate.runtime import Runtime
 
 
 def availability_fields(endpoint: Endpoint, rt: Runtime) -> dict[str, Any]:

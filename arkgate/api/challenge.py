@@ -19,15 +19,14 @@ import structlog
 from fastapi import Request
 from fastapi.responses import Response
 
-from arkgate.api.envelope import dumps, error_body, error_response
-from arkgate.api.l402 import challenge_header, l402_of
-from arkgate.api.metering import bearer_token_hash
-from arkgate.api.runtime import Runtime, runtime
-from arkgate.api.sessions import add_topup_invoice, build_bip321, iso, open_session
 from arkgate.catalog.registry import Endpoint
-from arkgate.db.engine import utcnow
 from arkgate.errors import ArkgateError, PaymentRequiredError, RateLimitedError
+from arkgate.payments.barkd import Invoice
 from arkgate.payments.ledger import SessionInfo
+from arkgate.runtime import Runtime, runtime
+from arkgate.services.envelope import dumps, error_body, error_response
+from arkgate.services.l402 import challenge_header
+from arkgate.services.sessions import build_bip321, iso
 
 log = structlog.get_logger("arkgate.challenge")
 
@@ -76,14 +75,13 @@ def _respond(body: dict[str, Any], *, l402: str | None = None) -> Response:
     return response
 
 
-def _funding_block(invoice: dict[str, Any] | None, address: str | None, amount_sats: int) -> dict[str, Any]:
-    """``invoice`` is a ledger invoice row (or ``new_funding``'s dict)."""
-    bolt11 = invoice["bolt11"] if invoice else None
+def _funding_block(invoice: Invoice | None, address: str | None, amount_sats: int) -> dict[str, Any]:
+    bolt11 = invoice.bolt11 if invoice else None
     return {
         "amount_sats": amount_sats,
         "lightning_invoice": bolt11,
-        "payment_hash": invoice["payment_hash"] if invoice else None,
-        "invoice_expires_at": iso(invoice["expires_at"]) if invoice else None,
+        "payment_hash": invoice.payment_hash if invoice else None,
+        "invoice_expires_at": iso(invoice.expires_at) if invoice else None,
         "ark_address": address,
         "bip321": build_bip321(bolt11, address, amount_sats),
     }
@@ -111,7 +109,7 @@ async def _tokenless(rt: Runtime, request: Request, endpoint: Endpoint, price_sa
     except RateLimitedError as exc:
         return error_response(exc, endpoint=endpoint.path)
     try:
-        token, created = await open_session(rt, amount, source="l402", client_ip=client_ip(request))
+        token, created = await rt.sessions.open(amount, source="l402", client_ip=client_ip(request))
     except RateLimitedError as exc:  # too many unpaid sessions from this client
         return error_response(exc, endpoint=endpoint.path)
     except ArkgateError as exc:
@@ -127,7 +125,7 @@ async def _tokenless(rt: Runtime, request: Request, endpoint: Endpoint, price_sa
         response.headers["Retry-After"] = "10"
         return response
     funding = created.funding
-    l402 = l402_of(rt)
+    l402 = rt.l402
     macaroon = l402.mint(funding.payment_hash) if l402 is not None and funding.payment_hash else None
     # Anonymous challenges share a small pool of Ark addresses; past it they offer Lightning only.
     ark_hint = " (or send sats to its Ark address)" if funding.ark_address else ""
@@ -175,7 +173,7 @@ def _steps(base: str, *, with_l402: bool, with_ark: bool = True) -> list[str]:
 
 async def session_of(rt: Runtime, request: Request) -> SessionInfo | None:
     """The session the request authenticates as, through the same resolvers as the meter."""
-    for resolve in rt.extras.get("token_resolvers", (bearer_token_hash,)):
+    for resolve in rt.token_resolvers:
         try:
             token_hash = await resolve(request)
         except ArkgateError:
@@ -185,11 +183,8 @@ async def session_of(rt: Runtime, request: Request) -> SessionInfo | None:
     return None
 
 
-async def _pending_invoice(rt: Runtime, session: SessionInfo) -> dict[str, Any] | None:
-    cutoff = utcnow() + INVOICE_MARGIN
-    pending = [
-        i for i in await rt.ledger.invoices_of(session.id) if i["status"] == "pending" and i["expires_at"] > cutoff
-    ]
+async def _pending_invoice(rt: Runtime, session: SessionInfo) -> Invoice | None:
+    pending = await rt.sessions.open_invoices(session.id, margin=INVOICE_MARGIN)
     return pending[-1] if pending else None
 
 
@@ -222,14 +217,14 @@ async def _short(
     if invoice is None:
         try:
             await rt.limits.hit("sessions", client_ip(request), request.scope)
-            invoice = await add_topup_invoice(rt, session.id, amount)
+            invoice = await rt.sessions.add_topup_invoice(session.id, amount)
         except RateLimitedError:
             invoice, note = None, "too many invoices requested from this address; send sats to the Ark address"
         except ArkgateError:
             invoice, note = None, "the payment backend cannot issue an invoice right now; use the Ark address"
-    offered = int(invoice["amount_sats"]) if invoice else amount
-    l402 = l402_of(rt)
-    macaroon = l402.mint(invoice["payment_hash"]) if l402 is not None and invoice else None
+    offered = invoice.amount_sats if invoice else amount
+    l402 = rt.l402
+    macaroon = l402.mint(invoice.payment_hash) if l402 is not None and invoice else None
     body["payment"] = {
         **_funding_block(invoice, session.ark_address, offered),
         "macaroon": macaroon,
@@ -244,5 +239,5 @@ async def _short(
         "retry this request with the same Authorization header"
         + (", or with 'Authorization: L402 <payment.macaroon>:<preimage>'" if macaroon else ""),
     ]
-    header = challenge_header(macaroon, invoice["bolt11"]) if macaroon and invoice else None
+    header = challenge_header(macaroon, invoice.bolt11) if macaroon and invoice else None
     return _respond(body, l402=header)

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from arkgate.api.envelope import json_response
-from arkgate.api.runtime import runtime
 from arkgate.payments.stats import public_stats
+from arkgate.runtime import runtime
+from arkgate.services.envelope import json_response
 
 router = APIRouter(tags=["public"])
 

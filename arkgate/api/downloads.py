@@ -10,11 +10,12 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from arkgate.catalog.context import Services
 from arkgate.downloads import DownloadStore, get_download_store
+from arkgate.runtime import Part, Runtime
 
 router = APIRouter(tags=["visual"])
 
@@ -42,14 +43,14 @@ def _store(request: Request) -> DownloadStore:
     return _services(request.app).get(get_download_store)
 
 
-def install(app: Any, runtime: Any) -> None:
+def install(app: FastAPI, rt: Runtime) -> Part:
     """Mount the route and start the expiry sweeper with the app (not on first use)."""
     app.include_router(router)
 
-    async def start_cleanup(rt: Any) -> None:
+    async def start_cleanup(rt: Runtime) -> None:
         rt.services.get(get_download_store).start()
 
-    runtime.extras.setdefault("startup_hooks", []).append(start_cleanup)
+    return Part(startup_hooks=(start_cleanup,))
 
 
 @router.get(

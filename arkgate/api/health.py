@@ -15,9 +15,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
-from arkgate.api.envelope import json_response
-from arkgate.api.runtime import Runtime, runtime
 from arkgate.db import migrate
+from arkgate.runtime import Runtime, runtime
+from arkgate.services.envelope import json_response
 
 router = APIRouter(tags=["public"])
 
@@ -51,7 +51,9 @@ async def database_problem(rt: Runtime) -> str | None:
         current = await migrate.current_revisions(rt.database)
     except Exception:  # reachable a moment ago: the same answer to a probe
         return "database unreachable"
-    heads: set[str] = rt.extras.setdefault("migration_heads", migrate.head_revisions())
+    if rt.migration_heads is None:
+        rt.migration_heads = migrate.head_revisions()
+    heads = rt.migration_heads
     if current != heads:
         return f"database schema at {sorted(current) or 'no revision'}, expected {sorted(heads)} (run arkgate migrate)"
     return None
@@ -62,11 +64,12 @@ async def barkd_state(rt: Runtime) -> BarkdState | None:
     if rt.barkd is None:
         return None
     if not await rt.barkd.ping():
-        rt.extras.pop("barkd_version", None)  # barkd may come back upgraded
+        rt.barkd_version_read = False  # barkd may come back upgraded
         return BarkdState(reachable=False, version=None)
-    if "barkd_version" not in rt.extras:
-        rt.extras["barkd_version"] = await rt.barkd.version()
-    return BarkdState(reachable=True, version=rt.extras["barkd_version"])
+    if not rt.barkd_version_read:
+        rt.barkd_version = await rt.barkd.version()
+        rt.barkd_version_read = True
+    return BarkdState(reachable=True, version=rt.barkd_version)
 
 
 @router.get("/health/live", include_in_schema=False)

@@ -13,14 +13,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from arkgate.api.auth import require_parent
-from arkgate.api.envelope import json_response, validation_message
-from arkgate.api.runtime import Runtime, runtime
-from arkgate.api.sessions import _json_body_schema, key_view, lenient_body
+from arkgate.api.sessions import _json_body_schema, lenient_body
 from arkgate.db.engine import utcnow
 from arkgate.errors import ConflictError, InputError, NotFoundError
 from arkgate.payments import subkeys
 from arkgate.payments.ledger import SessionInfo, hash_token, new_token
+from arkgate.runtime import Runtime, runtime
+from arkgate.services.auth import require_parent
+from arkgate.services.envelope import json_response, validation_message
+from arkgate.services.sessions import key_view
 
 router = APIRouter(tags=["session"])
 

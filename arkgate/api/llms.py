@@ -12,8 +12,8 @@ from fastapi.responses import PlainTextResponse
 
 from arkgate.api.availability import unavailable_note
 from arkgate.api.manifests import price_text
-from arkgate.api.runtime import Runtime, runtime
 from arkgate.catalog.registry import Endpoint
+from arkgate.runtime import Runtime, runtime
 
 router = APIRouter(tags=["public"])
 

@@ -10,10 +10,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from arkgate.api.availability import availability_fields
-from arkgate.api.envelope import json_response
-from arkgate.api.runtime import Runtime, runtime
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import NotFoundError
+from arkgate.runtime import Runtime, runtime
+from arkgate.services.envelope import json_response
 
 router = APIRouter(tags=["public"])
 

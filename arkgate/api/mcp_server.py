@@ -12,9 +12,10 @@ pay (invoice, Ark address, amount) instead of a protocol error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,18 +32,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from arkgate.api.auth import Caller, caller_by_token_hash
 from arkgate.api.challenge import client_ip
-from arkgate.api.envelope import error_response, validation_message
 from arkgate.api.keys import CreateKey, create_sub_key
 from arkgate.api.manifests import price_text
-from arkgate.api.metering import Meter, bearer_token_hash
+from arkgate.api.metering import Meter
 from arkgate.api.payouts import payout_service, payout_view
-from arkgate.api.runtime import Runtime
-from arkgate.api.sessions import caller_balance_view, funding_view, open_session, top_up_session, validate_amount
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import ArkgateError
 from arkgate.payments.payouts import PayoutFailedError
+from arkgate.runtime import LifespanContext, Runtime
+from arkgate.services.auth import Caller, caller_by_token_hash
+from arkgate.services.envelope import error_response, validation_message
+from arkgate.services.sessions import caller_balance_view, funding_view, invoice_of_row
 
 log = structlog.get_logger("arkgate.mcp")
 
@@ -283,7 +284,7 @@ async def _caller_for(server: GatewayMCP, ctx: Context[Any, Any], session_token:
     request = synthetic_request(
         server.app, method="GET", path="/v1/balance", authorization=authorization, origin=origin
     )
-    for resolve in server.rt.extras.get("token_resolvers", (bearer_token_hash,)):
+    for resolve in server.rt.token_resolvers:
         token_hash = await resolve(request)
         if token_hash is not None:
             return await caller_by_token_hash(server.rt.ledger, token_hash)
@@ -316,11 +317,13 @@ def _register_session_tools(server: GatewayMCP) -> None:
         """Open a prepaid session and get its token plus a Lightning invoice and an Ark address to fund it."""
 
         async def work() -> dict[str, Any]:
-            amount = validate_amount(rt, amount_sats if amount_sats is not None else rt.settings.default_session_sats)
+            amount = rt.sessions.validate_amount(
+                amount_sats if amount_sats is not None else rt.settings.default_session_sats
+            )
             origin = http_request(ctx)
             ip = client_ip(origin) if origin is not None else "mcp"
             await rt.limits.hit("sessions", ip)
-            _, created = await open_session(rt, amount, source="mcp", client_ip=ip)
+            _, created = await rt.sessions.open(amount, source="mcp", client_ip=ip)
             return created.model_dump() | {
                 "next": "pay funding.lightning_invoice (or send sats to funding.ark_address), then pass token as "
                 "session_token to paid tools"
@@ -333,9 +336,9 @@ def _register_session_tools(server: GatewayMCP) -> None:
 
         async def work() -> dict[str, Any]:
             session = await _session_for(server, ctx, session_token, "read the session's funding")
-            pending = [i for i in await rt.ledger.invoices_of(session.id) if i["status"] == "pending"]
+            pending = [invoice_of_row(i) for i in await rt.ledger.invoices_of(session.id) if i["status"] == "pending"]
             invoice = pending[-1] if pending else None
-            view = funding_view(invoice, session.ark_address, int(invoice["amount_sats"]) if invoice else 0)
+            view = funding_view(invoice, session.ark_address, invoice.amount_sats if invoice else 0)
             return {
                 "funding": view.model_dump(),
                 "balance_sats": session.balance_sats,
@@ -358,10 +361,10 @@ def _register_session_tools(server: GatewayMCP) -> None:
 
         async def work() -> dict[str, Any]:
             session = await _session_for(server, ctx, session_token, "top up")
-            amount = validate_amount(rt, amount_sats)
+            amount = rt.sessions.validate_amount(amount_sats)
             origin = http_request(ctx)
             await rt.limits.hit("sessions", client_ip(origin) if origin is not None else "mcp")
-            return (await top_up_session(rt, session, amount)).model_dump()
+            return (await rt.sessions.top_up(session, amount)).model_dump()
 
         return await _guard(work())  # type: ignore[no-any-return]
 
@@ -431,7 +434,8 @@ def _register_session_tools(server: GatewayMCP) -> None:
         server.add_tool(fn, name=fn.__name__, structured_output=True)
 
 
-def install(app: FastAPI, rt: Runtime) -> None:
+def install(app: FastAPI, rt: Runtime) -> LifespanContext:
+    """Mount ``/mcp``; the answer runs the SDK's session manager for the app's lifetime."""
     server = GatewayMCP(rt, app)
     settings = rt.settings
     asgi = server.streamable_http_app(
@@ -446,16 +450,16 @@ def install(app: FastAPI, rt: Runtime) -> None:
     # http:// behind a TLS proxy. Both spellings reach the same handler.
     handler = next(route.endpoint for route in asgi.routes if isinstance(route, Route) and route.path == "/mcp")
     app.router.routes.extend([Route("/mcp", handler), Route("/mcp/", handler)])
-    rt.extras["mcp"] = server
-    rt.extras["startup_hooks"].append(lambda rt: _run_session_manager(server, rt))
+    return lambda: _session_manager(server)
 
 
-async def _run_session_manager(server: GatewayMCP, rt: Runtime) -> None:
+@contextlib.asynccontextmanager
+async def _session_manager(server: GatewayMCP) -> AsyncIterator[None]:
     """Run the SDK's session manager in its own task for the app's lifetime.
 
     Its ``run()`` holds an anyio task group, which must be exited by the task that entered
     it; a lifespan whose start and end run in different tasks (as in some test harnesses)
-    would break that, so it lives in a background task that the lifespan cancels.
+    would break that, so it lives in a background task cancelled when the lifespan ends.
     """
     ready = asyncio.Event()
 
@@ -465,9 +469,14 @@ async def _run_session_manager(server: GatewayMCP, rt: Runtime) -> None:
             await asyncio.Event().wait()
 
     task = asyncio.create_task(run(), name="mcp-session-manager")
-    rt.extras.setdefault("background_tasks", []).append(task)
     waiter = asyncio.ensure_future(ready.wait())
     done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         waiter.cancel()
         task.result()  # the manager failed to start: let the lifespan fail loudly
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

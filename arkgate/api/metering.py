@@ -26,9 +26,6 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
-from arkgate.api.auth import bearer_token
-from arkgate.api.envelope import dumps, error_response, validation_message
-from arkgate.api.runtime import Runtime, runtime
 from arkgate.catalog.context import CallContext, StreamingReply
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import (
@@ -41,6 +38,9 @@ from arkgate.errors import (
     UpstreamTimeoutError,
 )
 from arkgate.payments.ledger import Charge, hash_token, new_call_id
+from arkgate.runtime import Runtime, runtime
+from arkgate.services.auth import bearer_token
+from arkgate.services.envelope import dumps, error_response, validation_message
 
 log = structlog.get_logger("arkgate.meter")
 
@@ -135,7 +135,7 @@ class Meter:
         except ArkgateError as exc:
             return self.fail(exc)
         if token_hash is None:
-            return await rt.extras.get("challenge", default_challenge)(self.request, endpoint, price, None)
+            return await (rt.challenge or default_challenge)(self.request, endpoint, price, None)
         idem_key = self.request.headers.get("idempotency-key")
         try:
             await rt.limits.hit("calls", token_hash, self.request.scope)
@@ -147,7 +147,7 @@ class Meter:
                     return replay
             charge = await self._charge(token_hash, price, idem_key)
         except PaymentRequiredError as exc:
-            return await rt.extras.get("challenge", default_challenge)(self.request, endpoint, price, exc)
+            return await (rt.challenge or default_challenge)(self.request, endpoint, price, exc)
         except _Replayed as replayed:
             return replayed.response
         except ArkgateError as exc:
@@ -166,10 +166,10 @@ class Meter:
         return await self._run(payload, charge, idem_key)
 
     async def _token_hash(self) -> str | None:
-        for resolve in self.rt.extras.get("token_resolvers", (bearer_token_hash,)):
+        for resolve in self.rt.token_resolvers:
             token_hash = await resolve(self.request)
             if token_hash is not None:
-                return token_hash  # type: ignore[no-any-return]
+                return token_hash
         return None
 
     # --- idempotency ----------------------------------------------------------------------

@@ -23,9 +23,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from arkgate.api.availability import availability_fields, unavailable_note
-from arkgate.api.envelope import json_response
-from arkgate.api.runtime import Runtime
 from arkgate.catalog.registry import Endpoint
+from arkgate.runtime import Runtime
+from arkgate.services.envelope import json_response
 
 REF = "#/components/schemas/{model}"
 ERROR_STATUSES: dict[str, str] = {

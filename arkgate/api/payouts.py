@@ -9,13 +9,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from arkgate.api.auth import require_session
-from arkgate.api.envelope import json_response
-from arkgate.api.runtime import Runtime, runtime
-from arkgate.api.sessions import _json_body_schema, iso, lenient_body
+from arkgate.api.sessions import _json_body_schema, lenient_body
 from arkgate.errors import InputError
 from arkgate.payments import refund_to
 from arkgate.payments.payouts import PayoutFailedError, PayoutResult, PayoutsDisabledError, PayoutService
+from arkgate.runtime import Runtime, runtime
+from arkgate.services.auth import require_session
+from arkgate.services.envelope import json_response
+from arkgate.services.sessions import iso
 
 router = APIRouter(tags=["session"])
 
@@ -35,8 +36,8 @@ class Withdraw(BaseModel):
 
 
 def payout_service(rt: Runtime) -> PayoutService:
-    service = rt.extras.get("payouts")
-    if not isinstance(service, PayoutService):
+    service = rt.payouts
+    if service is None:
         raise PayoutsDisabledError("withdrawals are not available on this gateway (no wallet to pay from)")
     return service
 

@@ -12,11 +12,11 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from arkgate.api.availability import availability_fields
-from arkgate.api.envelope import json_response
 from arkgate.api.health import database_reachable
-from arkgate.api.runtime import Runtime, runtime
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import ArkgateError, InvalidTokenError
+from arkgate.runtime import Runtime, runtime
+from arkgate.services.envelope import json_response
 
 router = APIRouter(tags=["public"])
 log = structlog.get_logger("arkgate.api")
@@ -117,7 +117,7 @@ async def catalog(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     rt = runtime(request)
     require_metrics_token(request, rt)
-    for refresh in rt.extras.get("metrics_refreshers", []):
+    for refresh in rt.metrics_refreshers:
         try:
             await refresh(rt)
         except Exception:  # a gauge that cannot be read must not hide every other metric

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from arkgate.api.envelope import dumps
+from arkgate.services.envelope import dumps
 
 
 @dataclass(kw_only=True)

@@ -1,12 +1,12 @@
-"""Sessions: create, fund, top up, and read balance, payments and call receipts.
+"""Sessions over HTTP: create, fund, top up, and read balance, payments and call receipts.
 
-ArkAPI-compatible shapes, plus extensions (top-up, payments, calls).
+ArkAPI-compatible shapes, plus extensions (top-up, payments, calls). The work itself (invoices,
+addresses, the ledger) is ``arkgate.services.sessions``; this module only reads and answers HTTP.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,16 +14,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
-from arkgate.api.auth import Caller, require_caller, require_parent
-from arkgate.api.envelope import json_response
-from arkgate.api.runtime import Runtime, runtime
-from arkgate.db.engine import utcnow
-from arkgate.errors import ArkgateError, InputError, RateLimitedError, WalletUnavailableError
-from arkgate.payments import origins, refund_to, subkeys
-from arkgate.payments.addresses import AddressBook
-from arkgate.payments.barkd import BarkdError
+from arkgate.errors import InputError
+from arkgate.payments import refund_to, subkeys
 from arkgate.payments.charging import INTERRUPTED
-from arkgate.payments.ledger import Receipt, SessionInfo, hash_token, new_token
+from arkgate.payments.ledger import Receipt, hash_token
+from arkgate.runtime import Runtime, runtime
+from arkgate.services.auth import require_caller, require_parent
+from arkgate.services.envelope import json_response
+from arkgate.services.sessions import Balance, SessionCreated, TopUpCreated, caller_balance_view, iso
 from arkgate.webhooks import subscriptions
 
 router = APIRouter(tags=["session"])
@@ -36,47 +34,8 @@ class CreateSession(BaseModel):
     low_balance_sats: Any = Field(None, description="With callback_url: balance.low fires below this balance.")
 
 
-class Funding(BaseModel):
-    lightning_invoice: str | None = Field(None, description="BOLT11 invoice for amount_sats.")
-    ark_address: str | None = Field(
-        None, description="The session's own Ark address; any amount sent to it is credited."
-    )
-    payment_hash: str | None = None
-    invoice_expires_at: str | None = None
-    bip321: str | None = Field(None, description="A bitcoin: URI carrying both the invoice and the Ark address.")
-
-
-class SessionCreated(BaseModel):
-    token: str = Field(..., description="Bearer token; shown once, keep it secret.")
-    funding: Funding
-    amount_sats: int
-    balance_sats: int
-    status: str
-    expires_in: int = Field(..., description="Seconds until an unfunded session lapses.")
-
-
 class TopUp(BaseModel):
     amount_sats: Any = Field(None, examples=[1000])
-
-
-class TopUpCreated(BaseModel):
-    funding: Funding
-    amount_sats: int
-    balance_sats: int
-    status: str
-
-
-class Balance(BaseModel):
-    balance_sats: int
-    status: str
-    expires_at: str
-    expires_in: int
-    ark_address: str | None
-    funded: bool
-
-
-def iso(instant: datetime | None) -> str | None:
-    return None if instant is None else instant.isoformat(timespec="seconds") + "Z"
 
 
 async def lenient_body(request: Request, model: type[BaseModel]) -> Any:
@@ -103,141 +62,6 @@ def _json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def validate_amount(rt: Runtime, value: Any) -> int:
-    settings = rt.settings
-    if value is None:
-        raise InputError("amount_sats is required: the number of sats to fund the session with")
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise InputError("amount_sats must be a whole number of sats")
-    if value < settings.min_session_sats:
-        raise InputError(f"amount_sats must be at least {settings.min_session_sats}")
-    if value > settings.max_session_sats:
-        raise InputError(f"amount_sats must be at most {settings.max_session_sats}")
-    return int(value)
-
-
-def build_bip321(invoice: str | None, ark_address: str | None, amount_sats: int | None) -> str | None:
-    """A BIP-321 URI with no on-chain address: ``bitcoin:?ark=...&lightning=...``."""
-    params = []
-    if ark_address:
-        params.append(f"ark={ark_address}")
-    if invoice:
-        params.append(f"lightning={invoice}")
-    if not params:
-        return None
-    if amount_sats:
-        btc = f"{amount_sats / 100_000_000:.8f}".rstrip("0").rstrip(".")
-        params.insert(0, f"amount={btc}")
-    return "bitcoin:?" + "&".join(params)
-
-
-def address_book(rt: Runtime) -> AddressBook:
-    """The runtime's one address book (barkd mode only)."""
-    book = rt.extras.get("address_book")
-    if book is None:
-        assert rt.barkd is not None
-        settings = rt.settings
-        book = AddressBook(
-            rt.database, rt.barkd, pool_size=settings.address_pool_size, gap_limit=settings.address_gap_limit
-        )
-        rt.extras["address_book"] = book
-    return book  # type: ignore[no-any-return]
-
-
-async def new_funding(rt: Runtime, amount_sats: int, *, with_address: bool) -> tuple[dict[str, Any], str | None]:
-    """A fresh invoice (and, for a session whose caller will pay, a fresh Ark address) from barkd."""
-    if rt.barkd is None:
-        raise WalletUnavailableError("payments are not configured")
-    book = address_book(rt)
-    try:
-        address = await book.fresh_address() if with_address else None
-        await book.close_gap()  # an invoice derives a key too
-        invoice = await rt.barkd.create_invoice(amount_sats, rt.settings.invoice_description)
-        await book.note_invoice(invoice.payment_hash)
-    except BarkdError as exc:
-        raise WalletUnavailableError(
-            "the payment backend cannot issue an invoice right now (the Ark server may be unreachable); "
-            "try again shortly"
-        ) from exc
-    return (
-        {
-            "payment_hash": invoice.payment_hash,
-            "bolt11": invoice.bolt11,
-            "amount_sats": amount_sats,
-            "expires_at": invoice.expires_at,
-        },
-        address,
-    )
-
-
-def funding_view(invoice: dict[str, Any] | None, address: str | None, amount_sats: int) -> Funding:
-    bolt11 = invoice["bolt11"] if invoice else None
-    return Funding(
-        lightning_invoice=bolt11,
-        ark_address=address,
-        payment_hash=invoice["payment_hash"] if invoice else None,
-        invoice_expires_at=iso(invoice["expires_at"]) if invoice else None,
-        bip321=build_bip321(bolt11, address, amount_sats),
-    )
-
-
-async def open_session(
-    rt: Runtime, amount_sats: int, *, source: str = "api", client_ip: str | None = None
-) -> tuple[str, SessionCreated]:
-    """Create a session; shared by the HTTP API, the 402 challenge and MCP.
-
-    With ``client_ip``, a client already holding ``max_unfunded_sessions_per_ip`` unfunded
-    sessions is refused (429) before barkd is asked for an invoice or an address.
-    """
-    limit = rt.settings.max_unfunded_sessions_per_ip
-    track = client_ip is not None and limit > 0 and rt.settings.payment_mode != "free"
-    if track and await origins.unfunded_sessions_of(rt.database, client_ip or "") >= limit:
-        raise RateLimitedError(
-            f"this address already holds {limit} unpaid sessions: pay one of them, or wait until they lapse "
-            f"({rt.settings.unpaid_session_ttl_s} s after creation)",
-            details={"_headers": {"Retry-After": "60"}},
-        )
-    token = new_token()
-    token_hash = hash_token(token)
-    if rt.settings.payment_mode == "free":
-        session_id = await rt.ledger.open_session(
-            token_hash=token_hash, requested_sats=amount_sats, ark_address=None, source="free"
-        )
-        await rt.ledger.credit_free(session_id, amount_sats)
-        invoice, address = None, None
-    else:
-        # An anonymous 402 challenge shares a small pool of addresses; a caller who asked for a
-        # session gets a fresh one (address hygiene: payments/addresses.py).
-        anonymous = source == "l402"
-        invoice, address = await new_funding(rt, amount_sats, with_address=not anonymous)
-        session_id = await rt.ledger.open_session(
-            token_hash=token_hash, requested_sats=amount_sats, ark_address=address, source=source, invoice=invoice
-        )
-        if anonymous:
-            try:
-                address = await address_book(rt).pooled_address(session_id)
-            except ArkgateError:
-                address = None  # the invoice alone pays this session
-        elif address is not None:
-            await address_book(rt).assign(address, session_id)
-    if track:
-        await origins.record_origin(rt.database, session_id, client_ip or "")
-    session = await rt.ledger.session_by_id(session_id)
-    assert session is not None
-    created = SessionCreated(
-        token=token,
-        funding=funding_view(invoice, address, amount_sats),
-        amount_sats=amount_sats,
-        balance_sats=session.balance_sats,
-        status=session.public_status(),
-        expires_in=max(0, int((session.expires_at - utcnow()).total_seconds())),
-    )
-    return token, created
-
-
 @router.post(
     "/v1/sessions",
     status_code=201,
@@ -250,14 +74,14 @@ async def create_session(request: Request) -> Response:
     body: CreateSession = await lenient_body(request, CreateSession)
     if body.amount_sats is None and rt.settings.payment_mode == "free":
         body.amount_sats = rt.settings.free_balance_sats  # ArkAPI's free mode funds a session without a body
-    amount = validate_amount(rt, body.amount_sats)
+    amount = rt.sessions.validate_amount(body.amount_sats)
     destination = _refund_to(rt, body.refund_to)
     ip = request.client.host if request.client else "unknown"
     await rt.limits.hit("sessions", ip, request.scope)
     webhook = None
     if body.callback_url is not None and rt.webhooks is not None:
         webhook = await subscriptions.vet_request(rt.webhooks.guard, body.callback_url, body.low_balance_sats)
-    token, created = await open_session(rt, amount, client_ip=ip)
+    token, created = await rt.sessions.open(amount, client_ip=ip)
     answer = created.model_dump()
     if destination is not None or webhook is not None:
         session = await rt.ledger.session_by_token(hash_token(token))
@@ -274,44 +98,9 @@ async def create_session(request: Request) -> Response:
 def _refund_to(rt: Runtime, value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or "payouts" not in rt.extras:
+    if not isinstance(value, str) or rt.payouts is None:
         raise InputError("refund_to must be an Ark address, on a gateway that pays out (barkd mode)")
     return refund_to.validate_refund_to(value)
-
-
-async def add_topup_invoice(rt: Runtime, session_id: int, amount_sats: int) -> dict[str, Any]:
-    """A new invoice for an existing session, recorded so its payment credits that session."""
-    limit = rt.settings.max_open_invoices_per_session
-    now = utcnow()
-    open_invoices = [
-        i for i in await rt.ledger.invoices_of(session_id) if i["status"] == "pending" and i["expires_at"] > now
-    ]
-    if limit > 0 and len(open_invoices) >= limit:
-        raise RateLimitedError(
-            f"this session already has {limit} unpaid invoices: pay one of them, send sats to its Ark address, "
-            "or wait until one expires",
-            details={"_headers": {"Retry-After": "60"}},
-        )
-    invoice, _ = await new_funding(rt, amount_sats, with_address=False)
-    invoice["purpose"] = "topup"
-    await rt.ledger.add_invoice(session_id, invoice)
-    return invoice
-
-
-async def top_up_session(rt: Runtime, session: SessionInfo, amount_sats: int) -> TopUpCreated:
-    """Top up the same token: a fresh invoice plus the session's Ark address (free mode credits at once)."""
-    invoice = None
-    if rt.settings.payment_mode == "free":
-        await rt.ledger.credit_free(session.id, amount_sats)
-    else:
-        invoice = await add_topup_invoice(rt, session.id, amount_sats)
-    session = await rt.ledger.session_by_id(session.id) or session
-    return TopUpCreated(
-        funding=funding_view(invoice, session.ark_address, amount_sats),
-        amount_sats=amount_sats,
-        balance_sats=session.balance_sats,
-        status=session.public_status(),
-    )
 
 
 @router.post(
@@ -324,55 +113,9 @@ async def top_up(request: Request) -> Response:
     rt = runtime(request)
     session = await require_parent(request, rt.ledger, "top up")
     body: TopUp = await lenient_body(request, TopUp)
-    amount = validate_amount(rt, body.amount_sats)
+    amount = rt.sessions.validate_amount(body.amount_sats)
     await rt.limits.hit("sessions", request.client.host if request.client else "unknown", request.scope)
-    return json_response((await top_up_session(rt, session, amount)).model_dump())
-
-
-def balance_view(session: SessionInfo) -> Balance:
-    now = utcnow()
-    return Balance(
-        balance_sats=session.balance_sats,
-        status=session.public_status(now),
-        expires_at=iso(session.expires_at) or "",
-        expires_in=max(0, int((session.expires_at - now).total_seconds())),
-        ark_address=session.ark_address,
-        funded=session.funded_at is not None,
-    )
-
-
-def caller_balance_view(caller: Caller) -> dict[str, Any]:
-    """The balance a caller can spend: a sub-key sees its session's balance capped by what its caps leave.
-
-    A sub-key's answer also carries ``key`` (its limits and spending) so an agent can plan.
-    """
-    view = balance_view(caller.session).model_dump()
-    if caller.key is not None:
-        now = utcnow()
-        remaining = caller.key.remaining_sats(now)
-        if remaining is not None:
-            view["balance_sats"] = min(view["balance_sats"], remaining)
-        view["key"] = key_view(caller.key, now)
-    return view
-
-
-def key_view(key: subkeys.SubKey, now: datetime) -> dict[str, Any]:
-    """A sub-key as the API shows it (never its token)."""
-    limits = key.limits
-    return {
-        "key_id": key.key_id,
-        "label": key.label,
-        "status": key.status(now),
-        "cap_sats": limits.cap_sats,
-        "daily_cap_sats": limits.daily_cap_sats,
-        "allowed": None if limits.allowed is None else list(limits.allowed),
-        "spent_sats": limits.spent_sats,
-        "spent_today_sats": key.spent_today_sats(now),
-        "remaining_sats": key.remaining_sats(now),
-        "created_at": iso(key.created_at),
-        "expires_at": iso(limits.expires_at),
-        "revoked_at": iso(limits.revoked_at),
-    }
+    return json_response((await rt.sessions.top_up(session, amount)).model_dump())
 
 
 @router.get("/v1/balance", response_model=Balance, summary="Balance and status of the bearer's session")

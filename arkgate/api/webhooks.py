@@ -12,11 +12,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from arkgate.api.auth import require_session
-from arkgate.api.envelope import json_response
-from arkgate.api.runtime import Runtime, runtime
-from arkgate.api.sessions import iso, lenient_body
+from arkgate.api.sessions import lenient_body
 from arkgate.errors import InputError, NotFoundError
+from arkgate.runtime import Part, Runtime, runtime
+from arkgate.services.auth import require_session
+from arkgate.services.envelope import json_response
+from arkgate.services.sessions import iso
 from arkgate.webhooks import subscriptions
 from arkgate.webhooks.events import SESSION_EVENTS
 from arkgate.webhooks.service import Webhooks
@@ -103,5 +104,6 @@ async def deliveries(request: Request, limit: int = 50) -> Response:
     return json_response({"deliveries": items, "count": len(items)})
 
 
-def install(app: FastAPI, rt: Runtime) -> None:
+def install(app: FastAPI, rt: Runtime) -> Part:
     app.include_router(router)
+    return Part()

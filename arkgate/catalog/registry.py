@@ -2,8 +2,8 @@
 
 An endpoint module in this package holds its request/response models, its
 handler and one module-level ``ENDPOINT = Endpoint(...)``. The registry finds
-them by walking the package (and the ``arkgate.endpoints`` entry-point group,
-so a separately installed plugin can add endpoints). Routing, OpenAPI,
+them by walking the package; endpoints of installed plugins (the ``register_endpoints``
+hook of ``arkgate.hookspecs``) are passed in by ``create_app``. Routing, OpenAPI,
 ``/v1/catalog``, the manifests, llms.txt and MCP are all generated from it, so
 a price is written in exactly one place.
 
@@ -21,7 +21,6 @@ import importlib.util
 import pkgutil
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,6 +36,8 @@ Requirement = Callable[["Settings"], "str | None"]
 
 # Modules of this package that are machinery, not endpoints.
 _NOT_ENDPOINTS = frozenset({"registry", "context"})
+# How every output (listing, manifests, OpenAPI, llms.txt, pages) labels an endpoint it cannot serve.
+UNAVAILABLE_LABEL = "Not available on this gateway"
 
 
 class StartupError(Exception):
@@ -231,16 +232,13 @@ def _endpoints_of(module: Any) -> list[Endpoint]:
     return list(found)
 
 
-def load_catalog(*, plugins: bool = True, only: Iterable[str] | None = None) -> Catalog:
-    """Import every built-in endpoint module (and entry-point plugins) into one catalog."""
+def load_catalog(*, extra: Iterable[Endpoint] = (), only: Iterable[str] | None = None) -> Catalog:
+    """Every built-in endpoint module, plus ``extra`` endpoints (the plugins'), in one catalog."""
     endpoints: list[Endpoint] = []
     for name in builtin_module_names():
         module = importlib.import_module(f"arkgate.catalog.{name}")
         endpoints.extend(_endpoints_of(module))
-    if plugins:
-        for entry in entry_points(group="arkgate.endpoints"):
-            loaded = entry.load()
-            endpoints.extend(loaded if isinstance(loaded, list | tuple) else _endpoints_of(loaded))
+    endpoints.extend(extra)
     if only is not None:
         wanted = set(only)
         endpoints = [e for e in endpoints if e.id in wanted]

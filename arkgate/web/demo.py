@@ -14,10 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from arkgate.api.envelope import json_response
-from arkgate.api.runtime import Runtime, runtime
 from arkgate.errors import InputError, NotFoundError, UpstreamError
 from arkgate.payments.barkd import invoice_details
+from arkgate.runtime import Runtime, runtime
+from arkgate.services.envelope import json_response
 
 router = APIRouter(tags=["demo"], include_in_schema=False)
 

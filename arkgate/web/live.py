@@ -22,13 +22,13 @@ from fastapi.responses import Response
 from sqlalchemy import delete, insert, select
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from arkgate.api.auth import require_session
-from arkgate.api.envelope import json_response
-from arkgate.api.runtime import Runtime, runtime
-from arkgate.api.sessions import balance_view
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
 from arkgate.errors import InvalidTokenError
+from arkgate.runtime import Runtime, runtime
+from arkgate.services.auth import require_session
+from arkgate.services.envelope import json_response
+from arkgate.services.sessions import balance_view
 
 TICKET_TTL_S = 60
 HEARTBEAT_S = 15.0
@@ -83,10 +83,7 @@ def _hash(ticket: str) -> str:
 
 
 def tickets_of(rt: Runtime) -> StreamTickets:
-    tickets = rt.extras.get("web_stream_tickets")
-    if not isinstance(tickets, StreamTickets):
-        tickets = rt.extras["web_stream_tickets"] = StreamTickets(rt.database)
-    return tickets
+    return StreamTickets(rt.database)  # all its state is in the database
 
 
 def sse(event: str, data: dict[str, Any]) -> ServerSentEvent:

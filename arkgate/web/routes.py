@@ -17,12 +17,11 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from arkgate.api.availability import UNAVAILABLE_LABEL
-from arkgate.api.runtime import Runtime, runtime
-from arkgate.api.sessions import build_bip321
 from arkgate.catalog.qr_generate import render_qr
-from arkgate.catalog.registry import Endpoint
+from arkgate.catalog.registry import UNAVAILABLE_LABEL, Endpoint
 from arkgate.errors import InputError, NotFoundError
+from arkgate.runtime import Part, Runtime, runtime
+from arkgate.services.sessions import build_bip321
 from arkgate.web import demo, live
 
 WEB_DIR = Path(__file__).parent
@@ -176,8 +175,8 @@ async def topup(request: Request) -> HTMLResponse:
 
 @router.get("/session", response_class=HTMLResponse)
 async def session(request: Request) -> HTMLResponse:
-    service = runtime(request).extras.get("payouts")
-    payouts = service is not None and bool(service.policy.enabled)  # withdraw and refund_to shown only then
+    service = runtime(request).payouts
+    payouts = service is not None and service.policy.enabled  # withdraw and refund_to shown only then
     return render(request, "session.html", payouts=payouts)
 
 
@@ -204,9 +203,10 @@ def _limits(rt: Runtime) -> dict[str, int]:
     return {"min": rt.settings.min_session_sats, "max": rt.settings.max_session_sats}
 
 
-def install(app: FastAPI, rt: Runtime) -> None:
+def install(app: FastAPI, rt: Runtime) -> Part:
     app.include_router(live.router)
     app.include_router(router)
     if rt.settings.demo and rt.settings.simulator_url:
         app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return Part()

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import delete, select
 
+from arkgate.admin.console import console_of
 from arkgate.admin.monitor import Monitor
 from arkgate.db import tables as t
 from arkgate.payments.ledger import hash_token
@@ -32,7 +33,7 @@ async def alert_names(gw: Gateway) -> list[str]:
 
 
 async def checks_pass(gw: Gateway, count: int) -> None:
-    state = gw.runtime.extras["admin_console"].state
+    state = console_of(gw.app).state
     start = state.checks
     await wait_for(lambda: state.checks >= start + count)
 
@@ -41,7 +42,7 @@ async def test_vtxos_moving_to_needs_refresh_raise_no_false_solvency_alert(opera
     # The operator task's first pass runs at start-up; its solvency check is then driven by hand,
     # before the refresh policy could lock the VTXOs into a round.
     async with operator_gateway_factory(solvency_alert_sats=0, refresh_check_interval_s=3600) as gw:
-        console = gw.runtime.extras["admin_console"]
+        console = console_of(gw.app)
         await wait_for(lambda: console.state.checks >= 1)
         created = await gw.create_session(5000)
         # VTXOs at the server's maximum exit depth can no longer be sent: 0.8 moves them out of spendable_sat.

@@ -9,6 +9,7 @@ from embit import script
 from embit.ec import PrivateKey
 from embit.networks import NETWORKS
 
+from arkgate.admin.console import console_of
 from arkgate.payments.ledger import hash_token
 from tests.admin.conftest import admin_get, admin_headers, admin_post
 from tests.conftest import BARKD_COMPAT, wait_for
@@ -282,8 +283,8 @@ async def test_solvency_and_orphan_payments_raise_alerts_once(operator_gateway_f
         overview = await admin_get(gw.client, "overview")
         assert overview["attention"]["orphan_payments"] == 1
         assert overview["solvency_low"] is False  # the orphan's sats are in the wallet, owed to no one
-        checks = gw.runtime.extras["admin_console"].state.checks
-        await wait_for(lambda: gw.runtime.extras["admin_console"].state.checks > checks + 2)
+        checks = console_of(gw.app).state.checks
+        await wait_for(lambda: console_of(gw.app).state.checks > checks + 2)
         names = await alert_names()
         assert names.count("solvency_low") == 1
         assert names.count("orphan_payment") == 1
@@ -300,10 +301,10 @@ async def test_the_operator_task_runs_in_barkd_mode_only_and_stops_with_the_gate
         assert "admin-monitor" not in gw.runtime.leader.job_tasks
     async with operator_gateway_factory() as gw:
         task = gw.runtime.leader.job_tasks["admin-monitor"]
-        await wait_for(lambda: gw.runtime.extras["admin_console"].state.checks > 0)
+        await wait_for(lambda: console_of(gw.app).state.checks > 0)
         assert not task.done()
     assert task.done()
-    assert gw.runtime.extras["admin_monitor_running"] is False
+    assert console_of(gw.app).state.monitor_running is False
 
 
 def operator_invoice(amount_sats: int) -> str:

@@ -18,7 +18,7 @@ START_TIMEOUT_S = 30.0
 def offline_catalog(*ids: str) -> Catalog:
     """A catalog subset of endpoints that need no network (fast, deterministic)."""
     wanted = ids or ("qr-generate",)
-    return load_catalog(plugins=False, only=wanted)
+    return load_catalog(only=wanted)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def card(index_html: str, endpoint_id: str) -> str:
 
 
 async def test_an_unconfigured_endpoint_is_marked_unavailable_in_every_output(live_gateway_factory):
-    with live_gateway_factory(load_catalog(plugins=False, only=IDS)) as gw:
+    with live_gateway_factory(load_catalog(only=IDS)) as gw:
         got = await outputs(gw.url)
 
     entries = {e["id"]: e for e in got["catalog"]["endpoints"]}
@@ -86,7 +86,7 @@ async def test_an_unconfigured_endpoint_is_marked_unavailable_in_every_output(li
 
 
 async def test_hidden_mode_removes_unavailable_endpoints_everywhere(live_gateway_factory):
-    with live_gateway_factory(load_catalog(plugins=False, only=IDS), unavailable_endpoints="hide") as gw:
+    with live_gateway_factory(load_catalog(only=IDS), unavailable_endpoints="hide") as gw:
         got = await outputs(gw.url)
         async with httpx.AsyncClient(base_url=gw.url, timeout=30) as http:
             routed = await http.post("/api/ai-chat", json={"prompt": "hi"})
@@ -106,7 +106,7 @@ async def test_configured_backends_make_the_endpoints_available(live_gateway_fac
         "ai_base_url": "http://127.0.0.1:9/v1",
         "translate_base_url": "http://127.0.0.1:9",
     }
-    with live_gateway_factory(load_catalog(plugins=False, only=IDS), **configured) as gw:
+    with live_gateway_factory(load_catalog(only=IDS), **configured) as gw:
         got = await outputs(gw.url)
     assert all(e["available"] for e in got["catalog"]["endpoints"])
     assert {"ai_chat", "translate", "qr_generate"} <= got["mcp"]
@@ -124,7 +124,7 @@ def test_requirements_report_the_first_missing_piece(make_settings, tmp_path):
     # An optional extra that is not installed (light installs): the reason says how to get it.
     reason = needs_module("arkgate_no_such_package.sub", extra="ai")(settings)
     assert reason is not None and "arkgate[ai]" in reason
-    screenshot = load_catalog(plugins=False, only=["screenshot"]).evaluated(settings)
+    screenshot = load_catalog(only=["screenshot"]).evaluated(settings)
     assert "Chromium" in (screenshot.unavailable_reason("screenshot") or "")
 
 

@@ -105,7 +105,7 @@ async def test_expired_macaroon_is_401(gw, simulator):
     response = await gw.client.post("/api/qr-generate", json={"data": "x"})
     payment = response.json()["payment"]
     preimage = simulator.pay_invoice(payment["lightning_invoice"])["preimage"]
-    l402 = gw.runtime.extras["l402"]
+    l402 = gw.runtime.l402
     old = l402.mint(payment["payment_hash"], now=0)  # minted long ago: its validity has ended
     bad = await gw.client.post(
         "/api/qr-generate", json={"data": "x"}, headers={"Authorization": f"L402 {old}:{preimage}"}

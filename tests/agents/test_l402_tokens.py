@@ -10,10 +10,10 @@ import secrets
 import pytest
 from pymacaroons.serializers import BinarySerializer
 
-from arkgate.api.l402 import L402, ROOT_KEY_FILE, load_root_key, parse_authorization
 from arkgate.db import migrate
 from arkgate.db.engine import Database
 from arkgate.errors import InvalidTokenError
+from arkgate.services.l402 import L402, ROOT_KEY_FILE, load_root_key, parse_authorization
 
 
 def paid_hash() -> tuple[str, str]:

@@ -20,7 +20,7 @@ CATALOG_TESTS = Path(__file__).resolve().parents[1] / "catalog"
 
 
 def test_the_contract_covers_every_paid_endpoint() -> None:
-    assert set(CONTRACT) == {endpoint.id for endpoint in load_catalog(plugins=False)}
+    assert set(CONTRACT) == {endpoint.id for endpoint in load_catalog()}
 
 
 @pytest.mark.parametrize("endpoint_id", sorted(CONTRACT))

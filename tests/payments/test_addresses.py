@@ -93,7 +93,7 @@ async def test_a_seed_recovery_at_barkds_gap_limit_finds_every_paid_address(make
         )
         async with running_gateway(settings, catalog=offline_catalog("qr-generate")) as gw:
             paid, recovery = await run_gap_scenario(gw, sim, challenges=60)
-            report = await gw.runtime.extras["address_book"].report()
+            report = await gw.runtime.sessions.address_book.report()
             assert report.gap < 10
         assert set(paid) <= set(recovery["found_addresses"]), recovery
         assert recovery["recovered_sat"] == recovery["unspent_sat"] == 8000

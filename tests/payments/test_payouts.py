@@ -132,7 +132,7 @@ async def test_a_send_barkd_reports_failed_is_refunded_once(paid_gateway, simula
     assert response.json()["cost_sats"] == 0
     assert await paid_gateway.balance(token) == 800
     assert simulator.payee_received(payee["invoice"])["payments"] == 0
-    service = paid_gateway.runtime.extras["payouts"]
+    service = paid_gateway.runtime.payouts
     assert await service.recover() == 0  # already settled: a second look refunds nothing more
     rows = await payout_rows(paid_gateway)
     assert [r["state"] for r in rows] == ["failed"]
@@ -161,7 +161,7 @@ async def test_listeners_hear_each_withdrawal_once(paid_gateway, simulator):
     async def listen(event: Any) -> None:
         heard.append(event)
 
-    paid_gateway.runtime.extras["payouts"].listeners.append(listen)
+    paid_gateway.runtime.payouts.listeners.append(listen)
     address = simulator.payee_address()
     await paid_gateway.client.post(
         "/v1/sessions/withdraw", json={"destination": address, "amount_sats": 400}, headers=bearer(token)
@@ -227,7 +227,7 @@ async def test_refund_to_pays_the_remainder_once_when_the_session_expires(paid_g
         rows = await wait_for(lambda: _settled_rows(gw))
         assert [(r["purpose"], r["state"], int(r["net_sats"])) for r in rows] == [("refund_to", "completed", 498)]
         # More rounds of the job pay nothing more.
-        service = gw.runtime.extras["payouts"]
+        service = gw.runtime.payouts
         from arkgate.payments.refund_to import refund_expired
 
         assert await refund_expired(service) == 0

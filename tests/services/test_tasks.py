@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from arkgate.api.tasks import TaskTracker
+from arkgate.services.tasks import TaskTracker
 
 
 async def test_drain_waits_for_a_refund_still_running():

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import structlog
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -70,7 +70,7 @@ def validation_message(exc: ValidationError | RequestValidationError) -> str:
     return "; ".join(dict.fromkeys(parts)) or "invalid request"
 
 
-def install_error_handlers(app: Any) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ArkgateError)
     async def _arkgate(request: Request, exc: ArkgateError) -> Response:
         return error_response(exc)

@@ -29,16 +29,17 @@ install: | $(UV)
 demo: install
 	$(RUN) arkgate demo --port $(PORT) --simulator-port $(SIM_PORT)
 
-test: install
-	$(RUN) ruff check arkgate tests bench
-	$(RUN) ruff format --check arkgate tests bench
+# The checks first (lint), then the suite; pytest's strict markers and warnings-as-errors are in pyproject.toml.
+test: lint
 	$(RUN) pytest -q -p no:cacheprovider
-	# The payments and admin suites again against the simulator speaking barkd 0.6 (0.8 is the default).
-	ARKGATE_TEST_BARKD_COMPAT=0.6.0 $(RUN) pytest -q -p no:cacheprovider tests/payments tests/admin
+	# The payments, admin and simulator suites again against the simulator speaking barkd 0.6 (0.8 is the default).
+	ARKGATE_TEST_BARKD_COMPAT=0.6.0 $(RUN) pytest -q -p no:cacheprovider tests/payments tests/admin tests/simulator
 
+# mypy reads its settings (strict, the files to check) from pyproject.toml.
 lint: install
 	$(RUN) ruff check arkgate tests bench
 	$(RUN) ruff format --check arkgate tests bench
+	$(RUN) mypy
 
 bench: install
 	$(RUN) python bench/paid_call.py

@@ -7,12 +7,13 @@ import re
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 _SECRET_KEYS = re.compile(r"token|secret|password|authorization|api_key|macaroon|preimage|mnemonic", re.I)
 _TOKEN_VALUE = re.compile(r"ak_[A-Za-z0-9_-]{20,}")
 
 
-def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_logger: Any, _name: str, event: EventDict) -> EventDict:
     for key, value in list(event.items()):
         if _SECRET_KEYS.search(key) and key != "event":
             event[key] = "[secure]"

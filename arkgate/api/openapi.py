@@ -324,7 +324,8 @@ def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
 def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-        return schemas.get(ref.rsplit("/", 1)[1], {})
+        target: dict[str, Any] = schemas.get(ref.rsplit("/", 1)[1], {})
+        return target
     return schema
 
 

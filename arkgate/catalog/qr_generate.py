@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import zxingcpp
 from PIL import Image
@@ -18,6 +18,9 @@ from pydantic import BaseModel, Field, computed_field, field_validator
 from arkgate.catalog.context import CallContext
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import InputError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 MAX_DATA_CHARS = 2048
 
@@ -58,7 +61,7 @@ class QrResponse(BaseModel):
     height: int = Field(..., description="Image height in pixels.")
     modules: int = Field(..., description="QR symbol size in modules, without the quiet zone.")
     data_length: int
-    download_url: str | None = Field(None, description="Where to fetch the image (when download was asked).")
+    download_url: str | None = Field(default=None, description="Where to fetch the image (when download was asked).")
     download_expires_at: datetime | None = None
     data: str = Field(..., description="ArkAPI's: the encoded text, echoed back.")
 
@@ -89,8 +92,10 @@ def render_qr(data: str, *, fmt: str = "png", scale: int = 8, border: int = 4, s
         symbol = zxingcpp.create_barcode(data, zxingcpp.BarcodeFormat.QRCode)
     except Exception as exc:  # zxing raises plain errors for data that does not fit
         raise InputError(f"data cannot be encoded as a QR code: {exc}") from exc
-    raw = memoryview(symbol.to_image(scale=1, add_quiet_zones=False))
-    modules = raw.shape[0]
+    image_1px = symbol.to_image(scale=1, add_quiet_zones=False)
+    # zxing-cpp's stub leaves out the buffer protocol its Image implements.
+    raw = memoryview(cast("Buffer", image_1px))
+    modules = int(image_1px.shape[0])
     side = (modules + 2 * border) * scale if size is None else size
     if fmt == "svg":
         svg = _svg(raw, modules, border, side)

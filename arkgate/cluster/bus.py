@@ -152,7 +152,7 @@ class RedisBus(Bus):
         finally:
             self.ready.clear()
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis leaves PubSub.aclose unannotated
                 await client.aclose()
 
     async def _send_loop(self, client: Any) -> None:

@@ -66,7 +66,7 @@ def make_resolver(settings: Settings) -> dns.asyncresolver.Resolver:
     configured = nameservers(settings)
     if configured:
         resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = configured  # type: ignore[assignment]
+        resolver.nameservers = configured
     else:
         try:
             resolver = dns.asyncresolver.Resolver(configure=True)

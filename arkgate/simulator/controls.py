@@ -6,6 +6,7 @@ They live outside barkd's namespace and need no token.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -18,7 +19,10 @@ from arkgate.simulator.lightning import ControlError
 if TYPE_CHECKING:
     from arkgate.simulator.app import SimulatorApp
 
-_FAULT_FIELDS = {
+# A control answers a JSON object; the wrapper turns it (or a ControlError) into the response.
+Control = Callable[[Request], Awaitable[dict[str, Any]]]
+
+_FAULT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "latency_ms": int,
     "fail_routes": list,
     "hold_receives": (str, type(None)),
@@ -58,8 +62,8 @@ def add_control_routes(router: Router, sim: SimulatorApp) -> None:
     """Register every control on ``router``."""
     wallet = sim.wallet
 
-    def control(method: str, name: str):  # type: ignore[no-untyped-def]
-        def register(fn):  # type: ignore[no-untyped-def]
+    def control(method: str, name: str) -> Callable[[Control], Control]:
+        def register(fn: Control) -> Control:
             async def handler(request: Request) -> Response:
                 try:
                     return json_response(await fn(request))

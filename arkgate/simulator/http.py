@@ -20,6 +20,8 @@ from arkgate.simulator.errors import PlainTextError
 
 Handler = Callable[[Request], Awaitable[Response]]
 
+V1 = "/api/v1"  # barkd's REST prefix
+
 
 def json_response(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status_code=status, media_type="application/json")
@@ -52,6 +54,15 @@ class Router:
 
     def add(self, method: str, template: str, handler: Handler, *, auth: bool = True) -> None:
         self.routes.append(Route(method, compile_path(template), handler, auth, template))
+
+    def route(self, method: str, template: str, *, auth: bool = True) -> Callable[[Handler], Handler]:
+        """:meth:`add` as a decorator; the handler is returned unchanged."""
+
+        def register(handler: Handler) -> Handler:
+            self.add(method, template, handler, auth=auth)
+            return handler
+
+        return register
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         """(route, path params, path exists with another method)."""

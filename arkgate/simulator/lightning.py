@@ -174,7 +174,8 @@ class LightningMixin(WalletCore):
             self._end_receive(doc)
 
     def _expired(self, doc: Doc, grace_s: int = 0) -> bool:
-        return self.clock() > doc["created_unix"] + doc["expiry_s"] + grace_s
+        expires_unix: int = doc["created_unix"] + doc["expiry_s"]
+        return self.clock() > expires_unix + grace_s
 
     def pay_invoice(self, invoice: str) -> dict[str, Any]:
         """Control: an outside payer pays one of our invoices."""

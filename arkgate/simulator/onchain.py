@@ -18,9 +18,10 @@ TX_VBYTES = 150
 
 
 def _embit_network(network: str) -> dict[str, Any]:
-    return NETWORKS[
+    params: dict[str, Any] = NETWORKS[
         {"bitcoin": "main", "mainnet": "main", "regtest": "regtest", "testnet": "test"}.get(network, "signet")
     ]
+    return params
 
 
 class OnchainMixin(WalletCore):

@@ -51,12 +51,13 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def launch(self) -> None:
-        log = self.log_path.open("ab")
         argv = [sys.executable, "-c", "from arkgate.cli import main; main()", "serve"]
         if self.workers > 1:
             argv += ["--workers", str(self.workers)]
-        # A process group of its own: SIGKILL reaches uvicorn's worker processes too.
-        self.process = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log, start_new_session=True)
+        # A process group of its own: SIGKILL reaches uvicorn's worker processes too. The child keeps its
+        # own copy of the log's descriptor; ours is closed once it has started.
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log, start_new_session=True)
 
     def wait_ready(self, deadline: float) -> None:
         while time.monotonic() < deadline:

@@ -72,13 +72,14 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from arkgate.cli import main; main()", "serve"],
-            env=self.env,
-            stdout=log,
-            stderr=log,
-        )
+        # The child keeps its own copy of the descriptor; ours is closed once it has started.
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from arkgate.cli import main; main()", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + 120  # generous: start-up imports many libraries
         while time.monotonic() < deadline:
             try:

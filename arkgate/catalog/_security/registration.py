@@ -90,9 +90,9 @@ class Registration(BaseModel):
             "Registry Expiry Date": self.expiry_date,
             "Updated Date": self.updated_date,
         }
-        for key, value in named.items():
-            if value:
-                pairs.setdefault(key, value)
+        for key, known in named.items():
+            if known:
+                pairs.setdefault(key, known)
         return pairs
 
 
@@ -309,7 +309,7 @@ async def _whois_address(server: str, ctx: CallContext) -> str:
     for rdtype in ("A", "AAAA"):
         try:
             answer = await resolver.resolve(server + ".", rdtype, search=False)
-            return str(answer[0].address)  # type: ignore[attr-defined]
+            return str(answer[0].address)
         except dns.exception.DNSException:  # try the next family, then give up below
             continue
     raise UpstreamError("the WHOIS server's name could not be resolved")

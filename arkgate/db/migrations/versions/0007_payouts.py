@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 
-def _instant() -> sa.types.TypeEngine[object]:
+def _instant() -> sa.DateTime:
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mariadb").with_variant(mysql.DATETIME(fsp=6), "mysql")
 
 

@@ -267,9 +267,21 @@ def settings_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def doctor() -> None:
+    """Check this deployment against the mainnet checklist (docs/mainnet.md); exit 1 if anything fails."""
+    from arkgate.admin.doctor import diagnose
+
+    checks = asyncio.run(diagnose(load_settings()))
+    for check in checks:
+        typer.echo(check.line())
+    failed = [c for c in checks if not c.ok]
+    typer.echo(f"{len(checks) - len(failed)}/{len(checks)} checks pass")
+    if failed:
+        raise typer.Exit(1)
+
+
 def _register_subcommands() -> None:
     """Sub-commands that live with their packages."""
-    from arkgate.admin import doctor
     from arkgate.admin.commands import admin_app
     from arkgate.client_cli import call, create_key, withdraw
     from arkgate.simulator import commands as sim_commands
@@ -277,7 +289,7 @@ def _register_subcommands() -> None:
     app.command("simulator", help="Run the bundled barkd simulator.")(sim_commands.simulator)
     app.add_typer(sim_commands.sim_app, name="sim", help="Payer and world controls of the simulator.")
     app.add_typer(admin_app, name="admin", help="Operator console: overview, health, refresh, sweep, exits.")
-    app.command("doctor", help="Check this deployment against the mainnet checklist.")(doctor.command)
+    app.command("doctor", help="Check this deployment against the mainnet checklist.")(doctor)
     app.command("call", help="Create a session, pay it, and call an endpoint.")(call)
     app.command("create-key", help="Create a capped sub-key of a session, for another agent.")(create_key)
     app.command("withdraw", help="Pay a session's balance out to an invoice, Lightning or Ark address.")(withdraw)

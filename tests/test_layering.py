@@ -50,36 +50,6 @@ SHARED: frozenset[str] = frozenset(
 # The bundled barkd simulator shares no code with the gateway, so it cannot share the adapter's mistakes.
 ISOLATED: Mapping[str, frozenset[str]] = {"simulator": frozenset({"cli", "app"})}
 
-# Imports that break the rules only because of the pending move of api/runtime.py to arkgate/runtime.py
-# and of the shared session, auth and envelope code out of api/ into arkgate/services/ (wip/runtime).
-# Empty this list when that move is merged: the stale-exception test below fails until then.
-PENDING_MOVE: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("arkgate.admin.console", "arkgate.api.runtime"),
-        ("arkgate.admin.gauges", "arkgate.api.runtime"),
-        ("arkgate.admin.routes", "arkgate.api.envelope"),
-        ("arkgate.admin.routes", "arkgate.api.runtime"),
-        ("arkgate.web.demo", "arkgate.api.envelope"),
-        ("arkgate.web.demo", "arkgate.api.runtime"),
-        ("arkgate.web.live", "arkgate.api.auth"),
-        ("arkgate.web.live", "arkgate.api.envelope"),
-        ("arkgate.web.live", "arkgate.api.runtime"),
-        ("arkgate.web.live", "arkgate.api.sessions"),
-        ("arkgate.web.routes", "arkgate.api.availability"),
-        ("arkgate.web.routes", "arkgate.api.runtime"),
-        ("arkgate.web.routes", "arkgate.api.sessions"),
-    }
-)
-
-# Violations not explained by the move, each waiting for a fix.
-TO_FIX: frozenset[tuple[str, str]] = frozenset(
-    {
-        # `arkgate admin doctor` reuses the CLI's settings loader; it belongs below both (settings.py).
-        ("arkgate.admin.doctor", "arkgate.cli"),
-    }
-)
-
-
 # -- the checker ----------------------------------------------------------------------------------
 
 
@@ -202,15 +172,8 @@ def test_every_module_has_a_place_in_the_table() -> None:
 
 
 def test_arkgate_imports_follow_the_layering() -> None:
-    allowed = PENDING_MOVE | TO_FIX
-    broken = [str(v) for v in violations(PACKAGE_DIR, ARKGATE) if v.pair not in allowed]
+    broken = [str(v) for v in violations(PACKAGE_DIR, ARKGATE)]
     assert broken == [], "imports against docs/development.md:\n" + "\n".join(broken)
-
-
-def test_every_listed_exception_is_still_needed() -> None:
-    """An exception whose import is gone is taken off its list, so the lists only shrink."""
-    seen = {v.pair for v in violations(PACKAGE_DIR, ARKGATE)}
-    assert sorted((PENDING_MOVE | TO_FIX) - seen) == []
 
 
 # -- the checker itself, on a small package written for the test ----------------------------------

@@ -6,12 +6,9 @@ The command exits 1 when any check fails. Block-time numbers assume mainnet's 10
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import typer
 
 from arkgate.admin.health import expected_network
 from arkgate.errors import ArkgateError
@@ -262,17 +259,3 @@ async def diagnose(settings: Settings, *, barkd_factory: Callable[[], BarkdClien
 
 def _client(settings: Settings) -> BarkdClient:
     return BarkdClient(settings.barkd_url, settings.barkd_token_value(), timeout_s=settings.barkd_timeout_s)
-
-
-def command() -> None:
-    """Check this deployment against the mainnet checklist (docs/mainnet.md); exit 1 if anything fails."""
-    from arkgate.cli import load_settings
-
-    settings = load_settings()
-    checks = asyncio.run(diagnose(settings))
-    for check in checks:
-        typer.echo(check.line())
-    failed = [c for c in checks if not c.ok]
-    typer.echo(f"{len(checks) - len(failed)}/{len(checks)} checks pass")
-    if failed:
-        raise typer.Exit(1)

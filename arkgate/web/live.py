@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from arkgate.api.auth import require_session
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
 from arkgate.api.sessions import balance_view
+from arkgate.catalog.context import sse
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
 from arkgate.errors import InvalidTokenError
@@ -87,10 +87,6 @@ def tickets_of(rt: Runtime) -> StreamTickets:
     if not isinstance(tickets, StreamTickets):
         tickets = rt.extras["web_stream_tickets"] = StreamTickets(rt.database)
     return tickets
-
-
-def sse(event: str, data: dict[str, Any]) -> ServerSentEvent:
-    return ServerSentEvent(data=json.dumps(data, separators=(",", ":")), event=event)
 
 
 _UNAUTHORISED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing, unknown or expired token or ticket."}}

@@ -92,7 +92,8 @@ class StreamingReply:
 
 def sse(event: str, data: dict[str, Any]) -> ServerSentEvent:
     """One server-sent event (framed by ``sse-starlette``); JSON keeps any newline in ``data`` on one line."""
-    return ServerSentEvent(data=json.dumps(data, ensure_ascii=False, separators=(",", ":")), event=event)
+    # "\n" line ends (any of the three is valid SSE): what clients of the metered streams have always parsed.
+    return ServerSentEvent(data=json.dumps(data, ensure_ascii=False, separators=(",", ":")), event=event, sep="\n")
 
 
 @dataclass(kw_only=True)

@@ -1,4 +1,4 @@
-"""Fixtures for simulator tests: a real simulator on a free loopback port, and polling helpers."""
+"""Fixtures for simulator tests: a real simulator on a free loopback port (polling: tests.conftest.wait_for_sync)."""
 
 from __future__ import annotations
 

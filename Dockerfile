@@ -2,7 +2,8 @@
 # arkgate: a small, non-root image built from the locked dependencies (uv.lock) with uv.
 #   docker build -t arkgate .
 #   docker run -p 8080:8080 -e ARKGATE_BARKD_URL=... -v arkgate-data:/data arkgate
-# Screenshots need Chromium, which this image leaves out (the endpoint then answers 502).
+# All extras are installed; screenshots also need Chromium, which this image leaves out (the endpoint is
+# then listed as unavailable and answers 503 at no cost).
 
 ARG PYTHON_VERSION=3.11
 
@@ -15,10 +16,10 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 # Dependencies first, in their own layer: a code change does not reinstall them.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --all-extras --no-install-project
 COPY README.md ./
 COPY arkgate ./arkgate
-RUN uv sync --frozen --no-dev --no-editable
+RUN uv sync --frozen --no-dev --all-extras --no-editable
 
 FROM python:${PYTHON_VERSION}-slim
 RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home arkgate \

@@ -24,7 +24,7 @@ $(UV_VENV)/bin/uv:
 	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
 
 install: | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
 
 demo: install
 	$(RUN) arkgate demo --port $(PORT) --simulator-port $(SIM_PORT)

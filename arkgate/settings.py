@@ -13,14 +13,19 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import limits
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 Network = Literal["bitcoin", "mainnet", "signet", "testnet", "regtest"]
 
@@ -44,6 +49,19 @@ _HTTP_URL_SETTINGS = (
     "nvd_url",
     "polymarket_gamma_url",
 )
+T = TypeVar("T")
+
+
+def _split_commas(value: Any) -> Any:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: how a list is written in an environment variable or TOML string."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# A list setting: a TOML array or a comma-separated string (NoDecode: the environment's value is not JSON).
+CommaList = Annotated[list[T], NoDecode, BeforeValidator(_split_commas)]
+
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}\.?")
 
@@ -191,18 +209,16 @@ class Settings(BaseSettings):
     rate_limit_calls_ip: str = Field("1200/minute", description="Paid calls per client IP.")
 
     # --- CORS (issue 19) ------------------------------------------------------------------
-    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+    cors_allow_origins: CommaList[str] = Field(
         default_factory=lambda: ["*"],
         description="Comma-separated origins allowed to call /api/*, /v1/* and the discovery documents from a "
         "browser ('*': any, as ArkAPI; empty: no CORS headers). Credentials are never allowed.",
     )
 
-    @field_validator("cors_allow_origins", mode="before")
+    @field_validator("cors_allow_origins")
     @classmethod
-    def _split_cors_origins(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
-        return value
+    def _origins_without_slash(cls, value: list[str]) -> list[str]:
+        return [origin.rstrip("/") for origin in value]  # a browser's Origin header has no trailing slash
 
     # --- operator -----------------------------------------------------------------------
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset disables it.")
@@ -240,17 +256,17 @@ class Settings(BaseSettings):
     )
 
     # --- outbound guard and network lookups (security endpoints) -------------------------
-    dns_nameservers: Annotated[list[str], NoDecode] = Field(
+    dns_nameservers: CommaList[str] = Field(
         default_factory=list,
         description="Comma-separated host:port resolvers used for every lookup (default: system resolver).",
     )
-    unsafe_allow_private_targets: Annotated[list[str], NoDecode] = Field(
+    unsafe_allow_private_targets: CommaList[str] = Field(
         default_factory=list,
         description="Comma-separated CIDRs the outbound guard lets through (tests only; refused on mainnet).",
     )
     outbound_timeout_s: float = Field(10.0, gt=0, description="Timeout of one outbound request.")
     outbound_max_bytes: int = Field(5_000_000, gt=0, description="Largest response body read from a target.")
-    outbound_allowed_ports: Annotated[list[int], NoDecode] = Field(
+    outbound_allowed_ports: CommaList[int] = Field(
         default_factory=lambda: [80, 443, 8080, 8443],
         description="Ports user-given URLs may use.",
     )
@@ -266,12 +282,12 @@ class Settings(BaseSettings):
 
     # --- agents: MCP, L402, discovery (issue 6) ---
     mcp_enabled: bool = Field(True, description="Serve the MCP server (streamable HTTP) at /mcp.")
-    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+    mcp_allowed_hosts: CommaList[str] = Field(
         default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"],
         description="Comma-separated Host header values /mcp accepts (DNS-rebinding guard); "
         "'host:*' allows any port. Add your public host name in production.",
     )
-    mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(
+    mcp_allowed_origins: CommaList[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
         description="Comma-separated Origin header values /mcp accepts from browsers.",
     )
@@ -287,13 +303,6 @@ class Settings(BaseSettings):
     l402_validity_s: int = Field(
         30 * 24 * 3600, ge=60, description="How long an L402 macaroon stays valid after it is minted."
     )
-
-    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
-    @classmethod
-    def _split_mcp_lists(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     # --- operator console: refresh, sweeps, exits, alerts (issue 7) ---
     refresh_before_blocks: int | None = Field(
@@ -420,7 +429,7 @@ class Settings(BaseSettings):
     )
     whois_port: int = Field(43, ge=1, le=65535, description="Port of the port-43 WHOIS servers.")
     whois_timeout_s: float = Field(10.0, gt=0, description="Timeout of one RDAP or WHOIS query.")
-    ssl_check_ports: Annotated[list[int], NoDecode] = Field(
+    ssl_check_ports: CommaList[int] = Field(
         default_factory=lambda: [443, 465, 636, 853, 993, 995, 5061, 8443],
         description="Ports ssl-check may connect to (comma-separated).",
     )
@@ -434,13 +443,6 @@ class Settings(BaseSettings):
         description="Operator MaxMind/DB-IP city or country .mmdb used by ip-lookup instead of bundled data.",
     )
     ip_asn_mmdb_path: Path | None = Field(None, description="Operator MaxMind/DB-IP ASN .mmdb used by ip-lookup.")
-
-    @field_validator("ssl_check_ports", mode="before")
-    @classmethod
-    def _split_ssl_ports(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [int(part) for part in value.split(",") if part.strip()]
-        return value
 
     # --- AI endpoints: ai-chat, ai-translate, translate, image-generate ---
     ai_base_url: str = Field(
@@ -514,7 +516,7 @@ class Settings(BaseSettings):
     upstream_retry_backoff_s: float = Field(
         0.2, ge=0, description="Delay before the first retry of an upstream read; doubles per attempt."
     )
-    btc_price_providers: Annotated[list[str], NoDecode] = Field(
+    btc_price_providers: CommaList[str] = Field(
         default_factory=lambda: ["coingecko", "kraken"],
         description="Comma-separated BTC price providers tried in order (coingecko, kraken, mempool).",
     )
@@ -539,7 +541,7 @@ class Settings(BaseSettings):
     )
     esplora_timeout_s: float = Field(8.0, gt=0, description="Timeout of one Esplora request.")
     esplora_cache_ttl_s: float = Field(30.0, ge=0, description="How long an address balance is reused.")
-    news_feeds: Annotated[list[str], NoDecode] = Field(
+    news_feeds: CommaList[str] = Field(
         default_factory=lambda: [
             "https://www.coindesk.com/arc/outboundfeeds/rss/",
             "https://cointelegraph.com/rss/tag/bitcoin",
@@ -581,13 +583,6 @@ class Settings(BaseSettings):
         "503 at no cost); 'hide' leaves them out of the catalog, docs, manifests and routes.",
     )
 
-    @field_validator("btc_price_providers", "news_feeds", mode="before")
-    @classmethod
-    def _split_upstream_lists(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
     @field_validator("btc_price_providers")
     @classmethod
     def _known_price_providers(cls, value: list[str]) -> list[str]:
@@ -598,7 +593,7 @@ class Settings(BaseSettings):
         return names
 
     # --- hardening: proxies, request limits, retention, metrics (issue 15) ---------------
-    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+    forwarded_allow_ips: CommaList[str] = Field(
         default_factory=list,
         description="Comma-separated proxy addresses or networks (e.g. 10.0.0.0/8) whose X-Forwarded-For and "
         "X-Forwarded-Proto are trusted for the client IP and public scheme; '*' trusts every peer. Empty: none.",
@@ -648,7 +643,7 @@ class Settings(BaseSettings):
     )
 
     # --- customer and operator webhooks, Standard Webhooks (issue 17) --------------------
-    webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
+    webhook_allow_networks: CommaList[str] = Field(
         default_factory=list,
         description="Comma-separated CIDRs a session's callback_url may reach although private or loopback "
         "(default: public addresses only).",
@@ -659,13 +654,6 @@ class Settings(BaseSettings):
     webhook_scan_interval_s: float = Field(
         30.0, gt=0, description="How often the leader looks for sessions about to expire (session.expiring)."
     )
-
-    @field_validator("webhook_allow_networks", mode="before")
-    @classmethod
-    def _split_webhook_networks(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("webhook_allow_networks")
     @classmethod
@@ -683,21 +671,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls))
-
-    @field_validator("dns_nameservers", "unsafe_allow_private_targets", mode="before")
-    @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("forwarded_allow_ips", mode="before")
-    @classmethod
-    def _split_forwarded(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return (init_settings, env_settings, *_toml_sources(settings_cls))
 
     @field_validator("forwarded_allow_ips")
     @classmethod
@@ -705,13 +679,6 @@ class Settings(BaseSettings):
         for item in value:
             if item != "*":
                 ipaddress.ip_network(item, strict=False)
-        return value
-
-    @field_validator("outbound_allowed_ports", mode="before")
-    @classmethod
-    def _split_ports(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [int(part) for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("unsafe_allow_private_targets")
@@ -854,16 +821,14 @@ def describe_invalid(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
-class _TomlSource(PydanticBaseSettingsSource):
-    """Reads the TOML file named by ARKGATE_CONFIG; keys are the field names."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("ARKGATE_CONFIG")
-        if not path:
-            return {}
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-        return dict(data.get("arkgate", data))
+def _toml_sources(settings_cls: type[BaseSettings]) -> tuple[PydanticBaseSettingsSource, ...]:
+    """The TOML file named by ARKGATE_CONFIG (keys are field names, at the top or under ``[arkgate]``)."""
+    path = os.environ.get("ARKGATE_CONFIG")
+    if not path:
+        return ()
+    if not Path(path).is_file():  # pydantic-settings skips a missing file; a named one must exist
+        raise FileNotFoundError(f"no such settings file: {path}")
+    source = TomlConfigSettingsSource(settings_cls, toml_file=Path(path))
+    if "arkgate" in source.toml_data:
+        source = TomlConfigSettingsSource(settings_cls, toml_file=Path(path), toml_table_header=("arkgate",))
+    return (source,)

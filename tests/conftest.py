@@ -214,10 +214,13 @@ def simulator(tmp_path: Path) -> Iterator[Any]:
         yield sim
 
 
+# The tests' one polling helper: ``wait_for`` in async tests, ``wait_for_sync`` (the same loop, blocking)
+# where no event loop runs. Never sleep to synchronise: poll with a deadline.
 async def wait_for(
     check: Callable[[], Awaitable[Any] | Any], *, timeout_s: float = 10.0, interval_s: float = 0.02
 ) -> Any:
-    """Poll ``check`` until it returns something truthy; fail showing the last value."""
+    """Poll ``check`` (a function or coroutine function) until it returns something truthy; fail showing the
+    last value."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
@@ -227,7 +230,23 @@ async def wait_for(
         if last:
             return last
         await asyncio.sleep(interval_s)
-    raise AssertionError(f"condition not met within {timeout_s} s; last value: {last!r}")
+    raise _not_met(timeout_s, last, check)
+
+
+def wait_for_sync(check: Callable[[], Any], *, timeout_s: float = 10.0, interval_s: float = 0.02) -> Any:
+    """``wait_for`` for synchronous tests and helpers."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise _not_met(timeout_s, last, check)
+
+
+def _not_met(timeout_s: float, last: Any, check: Callable[[], Any]) -> AssertionError:
+    return AssertionError(f"condition not met within {timeout_s} s; last value: {last!r} (check: {check!r})")
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

@@ -21,6 +21,7 @@ from arkgate.app import create_app
 from arkgate.catalog.registry import Catalog
 from arkgate.runtime import Part
 from arkgate.settings import Settings
+from tests.conftest import wait_for_sync
 
 START_TIMEOUT_S = 60.0
 
@@ -87,14 +88,7 @@ class LiveGateway:
         return int(response.json()["balance_sats"])
 
     def wait_balance(self, token: str, sats: int, timeout_s: float = 15) -> None:
-        deadline = time.monotonic() + timeout_s
-        last = None
-        while time.monotonic() < deadline:
-            last = self.balance(token)
-            if last == sats:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"balance did not reach {sats}; last {last}")
+        wait_for_sync(lambda: self.balance(token) == sats, timeout_s=timeout_s)
 
 
 @contextlib.contextmanager

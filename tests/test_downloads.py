@@ -16,6 +16,7 @@ from arkgate.catalog.context import Services
 from arkgate.downloads import ID_BYTES, DownloadStore, get_download_store
 from arkgate.errors import InputError
 from arkgate.settings import Settings
+from tests.conftest import wait_for
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -130,7 +131,7 @@ async def test_background_task_cleans_up_without_being_asked(tmp_path: Path) -> 
     store = DownloadStore(tmp_path, clock=clock, cleanup_interval_s=0.01)
     download = await store.save(b"x", "text/plain", ttl_s=5)
     clock.now += 6
-    await _wait_for(lambda: not (tmp_path / f"{download.id}.bin").exists())
+    await wait_for(lambda: not (tmp_path / f"{download.id}.bin").exists())
     await store.aclose()
 
 
@@ -153,17 +154,6 @@ async def test_oversized_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         await store.save(b"x" * 11, "text/plain")
     await store.aclose()
-
-
-async def _wait_for(check, timeout_s: float = 5.0) -> None:
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        await asyncio.sleep(0.02)
 
 
 async def test_gateway_serves_downloads_and_runs_the_sweeper(gateway) -> None:

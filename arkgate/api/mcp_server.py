@@ -28,8 +28,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
+from sse_starlette.sse import ensure_bytes
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from arkgate.api.challenge import client_ip
@@ -143,9 +145,9 @@ async def call_endpoint(
 
 
 async def _read(response: Response) -> Any:
-    if isinstance(response, StreamingResponse):
+    if isinstance(response, EventSourceResponse):
         # MCP answers once: collect the stream (its end settles a metered call as usual).
-        chunks = [c if isinstance(c, str) else bytes(c).decode() async for c in response.body_iterator]
+        chunks = [ensure_bytes(c, "\n").decode() async for c in response.body_iterator]
         return {"stream": "".join(chunks)}
     raw = bytes(response.body)
     try:

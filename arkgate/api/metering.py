@@ -23,10 +23,11 @@ from typing import Any, TypeVar
 
 import structlog
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from arkgate.catalog.context import CallContext, StreamingReply
+from arkgate.catalog.context import CallContext, StreamingReply, sse
 from arkgate.catalog.registry import Endpoint
 from arkgate.errors import (
     ArkgateError,
@@ -320,7 +321,7 @@ class Meter:
         meter = self
         deadline = asyncio.get_running_loop().time() + self.timeout_s - self.elapsed_ms() / 1000
 
-        async def events() -> AsyncIterator[str]:
+        async def events() -> AsyncIterator[ServerSentEvent]:
             finished = False
             source = aiter(reply.events)
             try:
@@ -337,7 +338,7 @@ class Meter:
                     yield chunk
                 finished = True
             except ArkgateError as exc:
-                yield f"event: error\ndata: {dumps({'error': exc.message, 'code': exc.status}).decode()}\n\n"
+                yield sse("error", {"error": exc.message, "code": exc.status})
             finally:
                 used = ctx.settled_sats if ctx.settled_sats is not None else (charge.amount_sats if finished else 0)
                 # A task: this generator may be unwinding from a cancellation (the client went away).
@@ -353,7 +354,8 @@ class Meter:
                 meter.rt.metrics.calls.labels(meter.endpoint.id, "ok" if finished else "stream_cut").inc()
 
         headers = {"X-Call-Id": charge.call_id, "X-Reserved-Sats": str(charge.amount_sats), "Cache-Control": "no-cache"}
-        return StreamingResponse(events(), media_type=reply.media_type, headers=headers)
+        # sse-starlette frames the events and sends keep-alive comments; "\n" line ends, as before.
+        return EventSourceResponse(events(), headers=headers, sep="\n")
 
 
 class _Replayed(Exception):

@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+from sse_starlette import ServerSentEvent
 
 from arkgate.catalog._ai.chat import ChatClient, StreamPiece, complete, make_chat_client, open_stream
-from arkgate.catalog._ai.metering import Billing, Usage, enforce_daily_limit, sse
+from arkgate.catalog._ai.metering import Billing, Usage, enforce_daily_limit
 from arkgate.catalog._ai.pricing import (
     TOKENS_PER_MESSAGE,
     TokenRates,
@@ -23,8 +24,8 @@ from arkgate.catalog._ai.pricing import (
     metered_rate_text,
     typical_input_tokens,
 )
-from arkgate.catalog.context import CallContext, StreamingReply
-from arkgate.catalog.registry import Endpoint, Metered, needs_setting
+from arkgate.catalog.context import CallContext, StreamingReply, sse
+from arkgate.catalog.registry import Endpoint, Metered, needs_module, needs_setting
 from arkgate.errors import ArkgateError, UpstreamError
 from arkgate.settings import Settings
 
@@ -219,7 +220,7 @@ async def _events(
     first: StreamPiece,
     rates: TokenRates,
     input_estimate: int,
-) -> AsyncIterator[str]:
+) -> AsyncIterator[ServerSentEvent]:
     """Relay the answer as SSE, settling after every delivered chunk.
 
     Until the backend's final usage chunk arrives, output is counted as one token
@@ -284,7 +285,7 @@ ENDPOINT = Endpoint(
     has_large_body=True,  # 40 messages of up to 8,000 characters, JSON-escaped
     response_model=ChatResponse,
     handler=chat,
-    requires=(needs_setting("ai_base_url", "chat model backend"),),
+    requires=(needs_module("openai", extra="ai"), needs_setting("ai_base_url", "chat model backend")),
     metered=Metered(
         reserve_sats=reserve_sats,
         rate=rate_text,

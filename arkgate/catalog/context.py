@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+from sse_starlette import ServerSentEvent
 
 if TYPE_CHECKING:
     from arkgate.catalog.registry import Endpoint
@@ -85,8 +87,13 @@ class StreamingReply:
     the client disconnects; the handler calls ``ctx.settle`` as usage is delivered.
     """
 
-    events: AsyncIterator[str]
-    media_type: str = "text/event-stream"
+    events: AsyncIterator[ServerSentEvent]
+
+
+def sse(event: str, data: dict[str, Any]) -> ServerSentEvent:
+    """One server-sent event (framed by ``sse-starlette``); JSON keeps any newline in ``data`` on one line."""
+    # "\n" line ends (any of the three is valid SSE): what clients of the metered streams have always parsed.
+    return ServerSentEvent(data=json.dumps(data, ensure_ascii=False, separators=(",", ":")), event=event, sep="\n")
 
 
 @dataclass(kw_only=True)

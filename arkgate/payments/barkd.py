@@ -135,7 +135,6 @@ class BarkdClient:
 
     def __init__(self, base_url: str, token: str | None, *, timeout_s: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
         self._features: dict[str, bool] = {}
@@ -241,20 +240,6 @@ class BarkdClient:
 
     async def sync(self) -> None:
         await self.request("POST", "/api/v1/wallet/sync")
-
-    async def bip321(self, *, amount_sats: int | None = None, label: str | None = None) -> dict[str, Any] | None:
-        """barkd's BIP-321 URI (0.4.0+); None when this barkd has no such endpoint."""
-        body: dict[str, Any] = {}
-        if amount_sats is not None:
-            body["amount_sat"] = amount_sats
-        if label:
-            body["label"] = label
-        try:
-            return dict(await self.request("POST", "/api/v1/wallet/bip321", json=body))
-        except BarkdError as exc:
-            if exc.http_status in (404, 405):
-                return None
-            raise
 
     # --- Lightning receive ----------------------------------------------------------------
     async def create_invoice(self, amount_sats: int, description: str) -> Invoice:
@@ -378,10 +363,6 @@ class BarkdClient:
         params = {"amount_sat": amount_sats, "address": address}
         return dict(self._in_sats(await self.request("GET", "/api/v1/fees/send-onchain", params=params)))
 
-    async def fee_offboard_all(self, address: str) -> dict[str, Any]:
-        params = {"address": address}
-        return dict(self._in_sats(await self.request("GET", "/api/v1/fees/offboard-all", params=params)))
-
     async def fee_lightning_pay(self, amount_sats: int) -> dict[str, Any]:
         params = {"amount_sat": amount_sats}
         return dict(self._in_sats(await self.request("GET", "/api/v1/fees/lightning/pay", params=params)))
@@ -391,10 +372,6 @@ class BarkdClient:
         body = await self.request(
             "POST", "/api/v1/wallet/send-onchain", json={"destination": destination, "amount_sat": amount_sats}
         )
-        return str(body["offboard_txid"])
-
-    async def offboard_all(self, address: str | None) -> str:
-        body = await self.request("POST", "/api/v1/wallet/offboard/all", json={"address": address} if address else {})
         return str(body["offboard_txid"])
 
     async def _retry_field(self, retry_for_secs: int | None) -> dict[str, Any]:

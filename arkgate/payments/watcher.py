@@ -32,6 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import stamina
 import structlog
 import websockets
 
@@ -53,6 +54,7 @@ log = structlog.get_logger("arkgate.watcher")
 
 RECEIVES_PER_SYNC = 20  # each sync tick reads at most this many invoice statuses, round robin
 WEBSOCKET_RETRY_S = 30.0  # on the long poll because the WebSocket failed: try it again this often
+FIRST_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 10.0
 
 
@@ -90,7 +92,6 @@ class PaymentWatcher:
         self.mode = "starting"  # websocket | long-poll | polling | offline
         self.connected = False
         self.last_event_at: float | None = None
-        self.last_reconcile_at: float | None = None
         self.last_sync_at: float | None = None
         self.wallet_id: str | None = None  # barkd's fingerprint; None until barkd reports one
         self.websocket_connections = 0
@@ -100,6 +101,8 @@ class PaymentWatcher:
         self._reconcile_lock = asyncio.Lock()
         self._last_movement_id: int | None = None
         self._status_turn = 0
+        self._started = False  # the start-up audit is done
+        self._following = False  # connected: the next step follows barkd
 
     # --- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
@@ -109,42 +112,54 @@ class PaymentWatcher:
             asyncio.create_task(self._periodic(), name="watcher-periodic"),
             asyncio.create_task(self._sync_loop(), name="watcher-sync"),
         ]
-        backoff = 0.2
-        first = True
         try:
             while True:
-                try:
-                    self.wallet_id = await self._fingerprint()
-                    if first:
-                        await self._audit_if_due()
-                        # The audit's cursor is where the event stream should continue; an event past
-                        # it (a payment while we were down) is a gap and gets a catch-up.
-                        baseline = (await self._read_cursor()).get("movement_id")
-                        if isinstance(baseline, int) and self._last_movement_id is None:
-                            self._last_movement_id = baseline
-                        first = False
-                    self.connected = True
-                    backoff = 0.2
-                    await self._follow()
-                except asyncio.CancelledError:
-                    raise
-                except StreamClosedError:
-                    log.info("watcher.stream_closed", retry_in_s=round(backoff, 2))
-                    self.connected = False
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
-                except Exception as exc:  # barkd down, restarting, without a wallet, or misbehaving: retry
-                    self.connected = False
-                    self.mode = "offline"
-                    log.warning("watcher.disconnected", error=repr(exc), retry_in_s=round(backoff, 2))
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                # A fresh schedule after each successful step, so the backoff restarts at its first wait
+                # once barkd answers again (stamina: the project's one retry helper).
+                async for attempt in stamina.retry_context(
+                    on=Exception,  # barkd down, restarting, without a wallet, or misbehaving: retry
+                    attempts=None,
+                    timeout=None,
+                    wait_initial=FIRST_BACKOFF_S,
+                    wait_max=MAX_BACKOFF_S,
+                    wait_jitter=0.0,
+                ):
+                    with attempt:
+                        await self._connect_or_follow(retry_in_s=attempt.next_wait)
         finally:
             for task in helpers:
                 task.cancel()
             for task in helpers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def _connect_or_follow(self, *, retry_in_s: float) -> None:
+        """One step of ``run``: connect (fingerprint, and the start-up audit once), or follow barkd."""
+        try:
+            if self._following:
+                self._following = False  # whatever ends the stream, the next step reconnects
+                await self._follow()
+                return
+            self.wallet_id = await self._fingerprint()
+            if not self._started:
+                await self._audit_if_due()
+                # The audit's cursor is where the event stream should continue; an event past
+                # it (a payment while we were down) is a gap and gets a catch-up.
+                baseline = (await self._read_cursor()).get("movement_id")
+                if isinstance(baseline, int) and self._last_movement_id is None:
+                    self._last_movement_id = baseline
+                self._started = True
+            self.connected = True
+            self._following = True
+        except StreamClosedError:
+            log.info("watcher.stream_closed", retry_in_s=round(retry_in_s, 2))
+            self.connected = False
+            raise
+        except Exception as exc:
+            self.connected = False
+            self.mode = "offline"
+            log.warning("watcher.disconnected", error=repr(exc), retry_in_s=round(retry_in_s, 2))
+            raise
 
     async def wait_ready(self, timeout_s: float = 10.0) -> bool:
         try:
@@ -389,7 +404,6 @@ class PaymentWatcher:
                 credited += await self._catch_up_invoice(invoice)
             for address in pending.addresses:
                 credited += await self._credit_all(await self.barkd.history(type_="ark", value=address))
-            self.last_reconcile_at = time.monotonic()
         if credited:
             log.info("watcher.reconciled", credited=credited)
         return credited
@@ -444,7 +458,6 @@ class PaymentWatcher:
                 cursor = max(m.id for m in movements)
             value = {"movement_id": cursor, "audited_at": datetime.now(UTC).isoformat()}
             await self.ledger.set_cursor(self._cursor_name(), json.dumps(value))
-            self.last_reconcile_at = time.monotonic()
         if credited:
             log.info("watcher.audited", credited=credited, cursor=cursor)
         return credited

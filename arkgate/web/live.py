@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from fastapi.responses import Response
 from sqlalchemy import delete, insert, select
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from arkgate.catalog.context import sse
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
 from arkgate.errors import InvalidTokenError
@@ -84,10 +84,6 @@ def _hash(ticket: str) -> str:
 
 def tickets_of(rt: Runtime) -> StreamTickets:
     return StreamTickets(rt.database)  # all its state is in the database
-
-
-def sse(event: str, data: dict[str, Any]) -> ServerSentEvent:
-    return ServerSentEvent(data=json.dumps(data, separators=(",", ":")), event=event)
 
 
 _UNAUTHORISED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing, unknown or expired token or ticket."}}

@@ -306,6 +306,28 @@ async def test_stream_relays_tokens_and_settles_on_the_final_usage_chunk(
         await gw.assert_ledger_consistent()
 
 
+async def test_a_stream_asked_for_over_mcp_arrives_whole_and_is_billed_the_same(
+    make_settings: Callable[..., Any], ai_backend: AiBackend
+) -> None:
+    from mcp import Client
+
+    async with served_gateway(make_settings(**ai_overrides(ai_backend))) as gw:
+        token = await gw.new_session(sats=1000)
+        async with Client(f"{gw.url}/mcp/") as client:
+            result = await client.call_tool("ai_chat", {"prompt": PROMPT, "stream": True, "session_token": token})
+        assert not result.is_error, result.content
+        events = parse_sse(result.structured_content["stream"])
+        assert [data["content"] for kind, data in events if kind == "delta"] == stream_tokens()
+        kind, done = events[-1]
+        assert kind == "done" and done["usage"]["completion_tokens"] == STREAM_COMPLETION_TOKENS
+
+        async def settled() -> bool:
+            return len((await calls_of(gw.client, token))[0]["ledger"]) == 2
+
+        await wait_for(settled)
+        assert await gw.balance(token) == 1000 - done["billing"]["charged_sats"]
+
+
 async def test_stream_that_fails_before_the_first_token_is_a_refunded_502(
     gateway_factory: Callable[..., Any], ai_backend: AiBackend
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import wait_for_sync
 from tests.databases import scratch_database
 
 START_TIMEOUT_S = 180.0  # generous: 2 cores, several processes importing every library at once
@@ -185,13 +187,6 @@ def postgres_database(tmp_path: Path) -> Iterator[str]:
         loop.close()
 
 
-def wait_until(check: Any, *, timeout_s: float = 30.0, interval_s: float = 0.05) -> Any:
-    """Poll ``check`` until truthy (the synchronous twin of ``tests.conftest.wait_for``)."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval_s)
-    raise AssertionError(f"condition not met within {timeout_s} s; last value: {last!r}")
+# The tests' polling helper with a longer default deadline: these gateways are separate processes on a
+# loaded machine.
+wait_until = functools.partial(wait_for_sync, timeout_s=30.0, interval_s=0.05)

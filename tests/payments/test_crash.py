@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from arkgate.db.engine import Database
 from arkgate.payments.ledger import Ledger
 from tests.ai_backends.fixtures import ai_overrides, running_backend
-from tests.conftest import offline_defaults, wait_for
+from tests.conftest import offline_defaults, wait_for, wait_for_sync
 from tests.databases import backends, scratch_database
 from tests.upstreams import UpstreamServer, upstream_server_fixture  # noqa: F401
 
@@ -80,14 +79,17 @@ class GatewayProcess:
                 stdout=log,
                 stderr=log,
             )
-        deadline = time.monotonic() + 120  # generous: start-up imports many libraries
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
+                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
             except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError(f"gateway did not start: {self.log_path.read_text()[-2000:]}")
+                return False
+
+        try:
+            wait_for_sync(healthy, timeout_s=120, interval_s=0.05)  # generous: start-up imports many libraries
+        except AssertionError:
+            raise AssertionError(f"gateway did not start: {self.log_path.read_text()[-2000:]}") from None
 
     def kill(self) -> None:
         assert self.process is not None

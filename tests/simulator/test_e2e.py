@@ -12,8 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from arkgate.simulator.server import SimulatorServer
-
-from .conftest import wait_for
+from tests.conftest import wait_for_sync
 
 V1 = "/api/v1"
 
@@ -167,7 +166,7 @@ def test_restart_keeps_state_but_clears_notifications(sim: SimulatorServer, clie
 async def test_slow_websocket_consumer_gets_channel_lagging(sim: SimulatorServer, client: httpx.Client) -> None:
     address = client.post(f"{V1}/wallet/addresses/next").json()["address"]
     async with connect(_ws_url(sim, client)) as ws:
-        wait_for(lambda: sim.state()["ws_subscribers"] == 1)
+        wait_for_sync(lambda: sim.state()["ws_subscribers"] == 1)
         sim.faults(ws_paused=True)
         for _ in range(70):
             sim.send_ark(address, 1_000)

@@ -7,8 +7,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from arkgate.simulator.server import SimulatorServer
-
-from .conftest import wait_for
+from tests.conftest import wait_for_sync
 
 V1 = "/api/v1"
 
@@ -34,7 +33,7 @@ async def test_dropping_websockets_closes_them_and_a_new_one_can_connect(
 ) -> None:
     ticket = client.get(f"{V1}/notifications/ws/ticket").json()
     async with connect(f"ws://127.0.0.1:{sim.port}{V1}/notifications/ws?ticket={ticket}") as ws:
-        wait_for(lambda: sim.state()["ws_subscribers"] == 1)
+        wait_for_sync(lambda: sim.state()["ws_subscribers"] == 1)
         assert sim.drop_websockets() == 1
         try:
             await ws.recv()

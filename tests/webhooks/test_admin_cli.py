@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 from typer.testing import CliRunner
 
 from arkgate.cli import app
 from tests.admin.conftest import ADMIN_TOKEN, admin_headers
+from tests.conftest import wait_for_sync
 from tests.live import live_gateway
 
 runner = CliRunner()
 SECRET = "whsec_" + "Y2xpLXRlc3Qtb3BlcmF0b3Itc2VjcmV0"
-
-
-def until(check: Callable[[], Any], timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not true within {timeout_s} s: {check}")
 
 
 def test_list_and_redeliver_from_the_command_line(make_settings, receiver_factory):
@@ -37,7 +25,7 @@ def test_list_and_redeliver_from_the_command_line(make_settings, receiver_factor
         env = {"ARKGATE_URL": server.url, "ARKGATE_ADMIN_TOKEN": ADMIN_TOKEN}
         sent = httpx.post(f"{server.url}/admin/api/alerts/test", headers=admin_headers(), timeout=30).json()
         delivery_id = sent["delivery_id"]
-        until(lambda: len(receiver.accepted()) == 1)
+        wait_for_sync(lambda: len(receiver.accepted()) == 1)
 
         listed = runner.invoke(app, ["admin", "webhooks", "list", "--limit", "5"], env=env)
         assert listed.exit_code == 0, listed.output
@@ -46,7 +34,7 @@ def test_list_and_redeliver_from_the_command_line(make_settings, receiver_factor
 
         again = runner.invoke(app, ["admin", "webhooks", "redeliver", str(delivery_id)], env=env)
         assert again.exit_code == 0, again.output
-        until(lambda: len(receiver.accepted()) == 2)
+        wait_for_sync(lambda: len(receiver.accepted()) == 2)
         first, second = receiver.accepted()
         assert first.message_id == second.message_id  # a redelivery keeps its webhook-id
         payloads = receiver.verify_all(SECRET)

@@ -29,11 +29,16 @@ class ChatClient:
 
     def __init__(self, settings: Settings) -> None:
         self.client: AsyncOpenAI | None = None
+        self._missing = f"{NAME} is not configured on this gateway"
         if settings.ai_base_url:
             key = settings.ai_api_key.get_secret_value() if settings.ai_api_key else "not-needed"
             # No retries: a retried generation would be billed by the backend twice and
             # would make the call's time budget unpredictable.
-            from openai import AsyncOpenAI  # imported on first use: it is slow to import
+            try:
+                from openai import AsyncOpenAI  # imported on first use: it is slow to import
+            except ImportError:  # a light install without the ``ai`` extra
+                self._missing = f"{NAME} needs the openai package (operator: pip install 'arkgate[ai]')"
+                return
 
             self.client = AsyncOpenAI(
                 base_url=settings.ai_base_url, api_key=key, timeout=settings.ai_timeout_s, max_retries=0
@@ -41,7 +46,7 @@ class ChatClient:
 
     def require(self) -> AsyncOpenAI:
         if self.client is None:
-            raise UpstreamError(f"{NAME} is not configured on this gateway")
+            raise UpstreamError(self._missing)
         return self.client
 
     async def aclose(self) -> None:

@@ -1,9 +1,8 @@
-"""Helpers the metered AI endpoints share: the daily spending limit and SSE framing."""
+"""Helpers the metered AI endpoints share: the daily spending limit and the billing models."""
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -57,8 +56,3 @@ class Billing(BaseModel):
     def of(cls, ctx: CallContext, charged_sats: int) -> Billing:
         reserved = max(ctx.reserved_sats, charged_sats)
         return cls(reserved_sats=reserved, charged_sats=charged_sats, refunded_sats=reserved - charged_sats)
-
-
-def sse(event: str, data: dict[str, Any]) -> str:
-    """One server-sent event; JSON keeps any newline inside ``data`` on one line."""
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"

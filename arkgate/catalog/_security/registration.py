@@ -16,7 +16,7 @@ import ipaddress
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import dns.exception
@@ -364,7 +364,3 @@ async def lookup(domain: str, ctx: CallContext) -> Registration:
     if isinstance(rdap, str):
         result.evidence.insert(0, f"RDAP unavailable ({rdap}); used WHOIS")
     return result
-
-
-def now_iso() -> str:
-    return iso(datetime.now(UTC)) or ""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, Field, computed_field
@@ -370,7 +370,3 @@ def _findings(
     if trust_error and not any(f.id in known for f in out):
         out.append(Finding(id="untrusted", severity="high", message=f"Chain is not trusted: {trust_error}."))
     return out
-
-
-def pem_of(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()

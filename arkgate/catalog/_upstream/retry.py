@@ -1,13 +1,17 @@
-"""Retry policy for idempotent upstream reads."""
+"""Retry policy for idempotent upstream reads.
+
+The attempts and waits come from ``stamina`` (the project's one retry helper, also used by the
+payment watcher's reconnects); this module only says *what* is worth retrying.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import httpx
+import stamina
 
 from arkgate.catalog._upstream.errors import UpstreamStatusError
 
@@ -36,7 +40,7 @@ class RetryPolicy:
         return cls(retries=settings.upstream_retries, backoff_s=settings.upstream_retry_backoff_s)
 
     @staticmethod
-    def is_retryable(exc: BaseException) -> bool:
+    def is_retryable(exc: Exception) -> bool:
         if isinstance(exc, httpx.TimeoutException):
             return False
         if isinstance(exc, UpstreamStatusError):
@@ -45,12 +49,16 @@ class RetryPolicy:
 
     async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` until it succeeds, fails permanently or retries run out."""
-        for number in range(self.retries + 1):
-            try:
+        # No jitter and no overall timeout: the waits are the documented ``backoff_s * 2**n`` and the
+        # caller's own deadline bounds the whole call.
+        async for trial in stamina.retry_context(
+            on=self.is_retryable,
+            attempts=self.retries + 1,
+            timeout=None,
+            wait_initial=self.backoff_s,
+            wait_max=self.backoff_s * 2**self.retries,
+            wait_jitter=0.0,
+        ):
+            with trial:
                 return await attempt()
-            except Exception as exc:
-                if number >= self.retries or not self.is_retryable(exc):
-                    raise
-            if self.backoff_s > 0:
-                await asyncio.sleep(self.backoff_s * (2**number))
         raise AssertionError("unreachable")  # pragma: no cover

@@ -29,7 +29,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
-from sse_starlette.sse import ensure_bytes
+from sse_starlette.event import ensure_bytes
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route

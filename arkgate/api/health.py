@@ -38,7 +38,7 @@ async def database_reachable(rt: Runtime) -> bool:
     except Exception:  # any driver or OS error means the same thing to a probe
         # Nothing pings pooled connections on checkout (the hot path saves that round trip): drop them,
         # so the probe after the database comes back opens fresh ones and reports it.
-        await rt.database.engine.dispose()
+        rt.database.drop_connections()
         return False
     return True
 

@@ -100,7 +100,13 @@ class Database:
             synchronous = self.sqlite_synchronous
 
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                sqlite_pragmas(dbapi_conn, synchronous=synchronous)
+                try:
+                    sqlite_pragmas(dbapi_conn, synchronous=synchronous)
+                except BaseException:
+                    # The pool drops a connection whose connect event failed without closing it (a file
+                    # that cannot be opened fails here, at the first statement): close it ourselves.
+                    dbapi_conn.close()
+                    raise
 
             event.listen(self.engine.sync_engine, "connect", _pragmas)
         else:
@@ -155,6 +161,15 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    def drop_connections(self) -> None:
+        """Close and replace every pooled connection opened before now, each at its next checkout.
+
+        What SQLAlchemy itself does on a disconnect error. Unlike ``dispose()``, it never orphans a
+        connection that a background task has checked out (the old pool would close it only when
+        garbage collected).
+        """
+        self.engine.sync_engine.pool._invalidate(None, _checkin=False)  # type: ignore[arg-type]
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -57,7 +57,7 @@ async def test_unreachable_barkd_makes_ready_503_when_required(gateway_factory):
 async def test_database_gone_makes_ready_and_health_503(gateway):
     database = gateway.runtime.database
     path = Path(database.sqlite_path)
-    await database.dispose()  # drop pooled connections: the next one opens the path afresh
+    database.drop_connections()  # the next connection opens the path afresh
     path.rename(path.with_suffix(".moved"))
     path.mkdir()  # a directory where the database was: SQLite cannot open it
     ready = await gateway.client.get("/health/ready")

@@ -12,10 +12,11 @@ from pydantic import BaseModel, Field
 from arkgate.api.auth import require_session
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
-from arkgate.api.sessions import _json_body_schema, iso, lenient_body
+from arkgate.api.sessions import _json_body_schema, lenient_body
 from arkgate.errors import InputError
 from arkgate.payments import refund_to
 from arkgate.payments.payouts import PayoutFailedError, PayoutResult, PayoutsDisabledError, PayoutService
+from arkgate.timestamps import format_optional
 
 router = APIRouter(tags=["session"])
 
@@ -123,8 +124,8 @@ async def my_payouts(request: Request) -> Response:
             "fee_sats": int(p["fee_sats"]),
             "net_sats": int(p["net_sats"]),
             "reason": p["reason"],
-            "created_at": iso(p["created_at"]),
-            "settled_at": iso(p["settled_at"]),
+            "created_at": format_optional(p["created_at"]),
+            "settled_at": format_optional(p["settled_at"]),
         }
         for p in await rt.ledger.payouts_of(session.id)
     ]
@@ -157,4 +158,4 @@ async def set_refund_to(request: Request) -> Response:
         raise InputError("refund_to must be an Ark address, or null to clear it")
     destination = refund_to.validate_refund_to(value) if value else None
     await refund_to.set_refund_to(rt.database, session.id, destination)
-    return json_response({"refund_to": destination, "expires_at": iso(session.expires_at)})
+    return json_response({"refund_to": destination, "expires_at": format_optional(session.expires_at)})

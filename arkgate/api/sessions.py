@@ -24,6 +24,7 @@ from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdError
 from arkgate.payments.charging import INTERRUPTED
 from arkgate.payments.ledger import Receipt, SessionInfo, hash_token, new_token
+from arkgate.timestamps import format_optional
 from arkgate.webhooks import subscriptions
 
 router = APIRouter(tags=["session"])
@@ -75,8 +76,8 @@ class Balance(BaseModel):
     funded: bool
 
 
-def iso(instant: datetime | None) -> str | None:
-    return None if instant is None else instant.isoformat(timespec="seconds") + "Z"
+# The one wire form of an instant (kept under this name for the routes that import it).
+iso = format_optional
 
 
 async def lenient_body(request: Request, model: type[BaseModel]) -> Any:

@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 from arkgate.api.auth import require_session
 from arkgate.api.envelope import json_response
 from arkgate.api.runtime import Runtime, runtime
-from arkgate.api.sessions import iso, lenient_body
+from arkgate.api.sessions import lenient_body
 from arkgate.errors import InputError, NotFoundError
+from arkgate.timestamps import format_optional
 from arkgate.webhooks import subscriptions
 from arkgate.webhooks.events import SESSION_EVENTS
 from arkgate.webhooks.service import Webhooks
@@ -61,7 +62,7 @@ async def get_webhook(request: Request) -> Response:
             "callback_url": found.url,
             "low_balance_sats": found.low_balance_sats,
             "events": list(SESSION_EVENTS),
-            "created_at": iso(found.created_at),
+            "created_at": format_optional(found.created_at),
         }
     )
 
@@ -97,8 +98,8 @@ async def deliveries(request: Request, limit: int = 50) -> Response:
     items = []
     for record in records:
         item = record.view(with_session=False)
-        item["created_at"] = iso(record.created_at)
-        item["delivered_at"] = iso(record.delivered_at)
+        item["created_at"] = format_optional(record.created_at)
+        item["delivered_at"] = format_optional(record.delivered_at)
         items.append(item)
     return json_response({"deliveries": items, "count": len(items)})
 

@@ -23,6 +23,7 @@ from arkgate.outbound.guard import OutboundGuard
 from arkgate.payments.charging import Settled
 from arkgate.payments.ledger import CreditResult
 from arkgate.settings import Settings
+from arkgate.timestamps import to_naive_utc
 from arkgate.webhooks import events as ev
 from arkgate.webhooks.delivery import Deliverer
 
@@ -117,7 +118,7 @@ class Webhooks:
             return
         event = ev.PaymentCredited(
             session_id=result.session_id,
-            payment_key=result.payment_key or f"{rail}:{result.session_id}:{utcnow().isoformat()}",
+            payment_key=result.payment_key or f"{rail}:{result.session_id}:{to_naive_utc(utcnow()).isoformat()}",
             rail=rail,
             amount_sats=result.amount_sats,
             balance_sats=result.balance_sats,
@@ -187,7 +188,7 @@ class Webhooks:
                 session_id=session_id,
                 balance_sats=balance_sats,
                 threshold_sats=threshold,
-                crossing=now.isoformat(),
+                crossing=to_naive_utc(now).isoformat(),  # the form keys already stored use
             )
         )
         return True

@@ -16,7 +16,7 @@ from arkgate.api.sessions import _json_body_schema, lenient_body
 from arkgate.errors import InputError
 from arkgate.payments import refund_to
 from arkgate.payments.payouts import PayoutFailedError, PayoutResult, PayoutsDisabledError, PayoutService
-from arkgate.timestamps import format_optional
+from arkgate.timestamps import format_instant, format_optional
 
 router = APIRouter(tags=["session"])
 
@@ -116,16 +116,16 @@ async def my_payouts(request: Request) -> Response:
     session = await require_session(request, rt.ledger)
     payouts = [
         {
-            "payout_id": p["payout_id"],
-            "status": p["state"],
-            "rail": p["rail"],
-            "purpose": p["purpose"],
-            "amount_sats": int(p["amount_sats"]),
-            "fee_sats": int(p["fee_sats"]),
-            "net_sats": int(p["net_sats"]),
-            "reason": p["reason"],
-            "created_at": format_optional(p["created_at"]),
-            "settled_at": format_optional(p["settled_at"]),
+            "payout_id": p.payout_id,
+            "status": p.state,
+            "rail": p.rail,
+            "purpose": p.purpose,
+            "amount_sats": p.amount_sats,
+            "fee_sats": p.fee_sats,
+            "net_sats": p.net_sats,
+            "reason": p.reason,
+            "created_at": format_instant(p.created_at),
+            "settled_at": format_optional(p.settled_at),
         }
         for p in await rt.ledger.payouts_of(session.id)
     ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from arkgate.payments.kinds import CreditRail
 from arkgate.timestamps import format_instant, to_naive_utc
 
 PAYMENT_CREDITED = "payment.credited"
@@ -41,7 +42,7 @@ class PaymentCredited:
     type: ClassVar[str] = PAYMENT_CREDITED
     session_id: int
     payment_key: str
-    rail: str  # lightning | ark | free
+    rail: CreditRail
     amount_sats: int
     balance_sats: int | None
     is_late: bool = False

@@ -95,12 +95,7 @@ async def deliveries(request: Request, limit: int = 50) -> Response:
     if not 1 <= limit <= 500:
         raise InputError("limit must be between 1 and 500")
     records = await _webhooks(rt).deliverer.deliveries(limit=limit, session_id=session.id)
-    items = []
-    for record in records:
-        item = record.view(with_session=False)
-        item["created_at"] = format_optional(record.created_at)
-        item["delivered_at"] = format_optional(record.delivered_at)
-        items.append(item)
+    items = [record.view(with_session=False) for record in records]
     return json_response({"deliveries": items, "count": len(items)})
 
 

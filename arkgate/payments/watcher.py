@@ -49,6 +49,7 @@ from arkgate.payments.ledger import (
     ark_payment_key,
     lightning_payment_key,
 )
+from arkgate.timestamps import parse_instant
 
 log = structlog.get_logger("arkgate.watcher")
 
@@ -411,7 +412,7 @@ class PaymentWatcher:
         stored = await self._read_cursor()
         audited_at = stored.get("audited_at")
         if isinstance(audited_at, str):
-            age_s = (datetime.now(UTC) - datetime.fromisoformat(audited_at)).total_seconds()
+            age_s = (datetime.now(UTC) - parse_instant(audited_at)).total_seconds()
             if age_s < self.audit_interval_s:
                 return
         await self.audit_history()

@@ -12,7 +12,6 @@ Rail = Literal["lightning", "ark"]  # how barkd moves money
 CreditRail = Literal["lightning", "ark", "free"]  # how a credit arrived (free: test credit, no barkd)
 SessionStatus = Literal["awaiting_payment", "active", "closed"]
 PublicSessionStatus = Literal["awaiting_payment", "active", "closed", "expired"]
-SessionSource = Literal["api", "l402", "free"]
 PayoutState = Literal["pending", "completed", "failed"]
 PayoutPurpose = Literal["withdraw", "close", "refund_to"]
 WatcherMode = Literal["starting", "websocket", "long-poll", "polling", "offline"]
@@ -35,10 +34,6 @@ def as_credit_rail(value: object) -> CreditRail:
 
 def as_session_status(value: object) -> SessionStatus:
     return cast(SessionStatus, _check(value, SessionStatus))
-
-
-def as_session_source(value: object) -> SessionSource:
-    return cast(SessionSource, _check(value, SessionSource))
 
 
 def as_payout_state(value: object) -> PayoutState:

@@ -38,12 +38,10 @@ from arkgate.payments.kinds import (
     PayoutState,
     PublicSessionStatus,
     Rail,
-    SessionSource,
     SessionStatus,
     as_payout_purpose,
     as_payout_state,
     as_rail,
-    as_session_source,
     as_session_status,
 )
 
@@ -92,7 +90,7 @@ class SessionInfo:
     balance_sats: int
     requested_sats: int
     ark_address: str | None
-    source: SessionSource
+    source: str  # api | l402 | mcp | free: who opened it (an open set, chosen by the callers)
     created_at: datetime
     expires_at: datetime
     funded_at: datetime | None
@@ -925,7 +923,7 @@ def _session(row: Any) -> SessionInfo:
         balance_sats=int(row.balance_sats),
         requested_sats=int(row.requested_sats),
         ark_address=row.ark_address,
-        source=as_session_source(row.source),
+        source=row.source,
         created_at=row.created_at,
         expires_at=row.expires_at,
         funded_at=row.funded_at,

@@ -217,7 +217,7 @@ class DatabaseDownloadStore(DownloadStore):
         expires_ts = self._clock() + ttl
         async with self.database.write() as conn:
             await conn.execute(
-                insert(t.downloads).values(id=download_id, mime=mime, data=data, expires_at=_naive(expires_ts))
+                insert(t.downloads).values(id=download_id, mime=mime, data=data, expires_at=_utc(expires_ts))
             )
         return Download(
             id=download_id,
@@ -234,14 +234,14 @@ class DatabaseDownloadStore(DownloadStore):
             row = (await conn.execute(select(t.downloads).where(t.downloads.c.id == download_id))).one_or_none()
         if row is None:
             return None
-        expires_at = row.expires_at.replace(tzinfo=UTC)
+        expires_at: datetime = row.expires_at
         if expires_at.timestamp() <= self._clock():
             return None
         return StoredFile(data=bytes(row.data), mime=str(row.mime), expires_at=expires_at)
 
     async def cleanup(self) -> int:
         async with self.database.write() as conn:
-            result = await conn.execute(delete(t.downloads).where(t.downloads.c.expires_at <= _naive(self._clock())))
+            result = await conn.execute(delete(t.downloads).where(t.downloads.c.expires_at <= _utc(self._clock())))
         return int(result.rowcount or 0)
 
     def start(self) -> None:
@@ -252,10 +252,6 @@ class DatabaseDownloadStore(DownloadStore):
             with contextlib.suppress(OSError):
                 await self.cleanup()
             await asyncio.sleep(self.cleanup_interval_s)
-
-
-def _naive(ts: float) -> datetime:
-    return datetime.fromtimestamp(int(ts), UTC).replace(tzinfo=None)
 
 
 def store_options(settings: Settings) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sqlalchemy import insert
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
 from arkgate.settings import Settings
+from arkgate.timestamps import format_instant
 from arkgate.webhooks.delivery import Deliverer
 from arkgate.webhooks.signing import legacy_signature
 
@@ -71,7 +72,7 @@ class Alerter:
     async def emit(self, event: str, message: str, **data: Any) -> int | None:
         """Log an alert and queue its webhook delivery; returns the delivery id (None: no webhook)."""
         now = utcnow()
-        created_at = now.isoformat() + "Z"
+        created_at = format_instant(now)
         payload: dict[str, Any] = {
             "type": f"alert.{event}",
             "timestamp": created_at,

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from arkgate.admin.health import expected_network
 from arkgate.errors import ArkgateError
-from arkgate.payments.barkd import BarkdClient
+from arkgate.payments.barkd import BarkdClient, ExitFee
 from arkgate.settings import Settings
 
 # barkd's own maintenance threshold on mainnet (BEHAVIOUR.md 5): arkgate should act before it.
@@ -44,7 +43,7 @@ class BarkdFacts:
     version: str | None = None
     network: str | None = None
     vtxo_lifetime: int | None = None
-    exit_fee: dict[str, Any] | None = None
+    exit_fee: ExitFee | None = None
     exit_fee_error: str | None = None
     onchain_wallet: bool = False
 
@@ -54,9 +53,8 @@ async def gather(barkd: BarkdClient) -> BarkdFacts:
     try:
         facts.version = await barkd.api_version()
         info = await barkd.ark_info()
-        facts.network = info.get("network")
-        lifetime = info.get("vtxo_lifetime", info.get("vtxo_expiry_delta"))
-        facts.vtxo_lifetime = int(lifetime) if isinstance(lifetime, int) else None
+        facts.network = info.network
+        facts.vtxo_lifetime = info.vtxo_lifetime
     except ArkgateError as exc:
         facts.error = exc.message
         return facts
@@ -209,19 +207,19 @@ def _exits_fundable(settings: Settings, facts: BarkdFacts) -> Check:
     if facts.exit_fee is None:
         why = facts.exit_fee_error or "this barkd has no exit fee estimate (GET /exits/fee)"
         return Check(id="exits_fundable", title=title, ok=False, detail=why)
-    if not facts.exit_fee.get("fundable"):
+    if not facts.exit_fee.fundable:
         return Check(
             id="exits_fundable",
             title=title,
             ok=False,
-            detail=f"exiting every VTXO costs {facts.exit_fee.get('total_fee_sats')} sats on-chain, more than the "
+            detail=f"exiting every VTXO costs {facts.exit_fee.total_fee_sats} sats on-chain, more than the "
             "on-chain wallet's confirmed balance: fund it",
         )
     return Check(
         id="exits_fundable",
         title=title,
         ok=True,
-        detail=f"exiting every VTXO costs {facts.exit_fee.get('total_fee_sats')} sats, covered",
+        detail=f"exiting every VTXO costs {facts.exit_fee.total_fee_sats} sats, covered",
     )
 
 

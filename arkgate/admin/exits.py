@@ -18,7 +18,7 @@ from arkgate.admin import oplog
 from arkgate.admin.console import Console, barkd_call
 from arkgate.db import tables as t
 from arkgate.errors import ConflictError, InputError
-from arkgate.payments.barkd import BarkdError
+from arkgate.payments.barkd import BarkdError, ExitStatus
 
 LIVE = ("start", "processing", "awaiting-delta", "claimable", "claim-in-progress")
 # barkd 0.8: the server swept the VTXO before its exit committed on-chain; the exit is over, unpaid.
@@ -39,7 +39,7 @@ async def _onchain_confirmed(console: Console) -> int | None:
         balance = await console.barkd.onchain_balance()
     except BarkdError:
         return None  # no on-chain wallet
-    return int(balance.get("confirmed_sats") or 0)
+    return balance.confirmed_sats
 
 
 async def estimate(
@@ -53,13 +53,12 @@ async def estimate(
     chosen = [
         v
         for v in vtxos
-        if (vtxo_ids is None and v.get("state", {}).get("type") == "spendable")
-        or (vtxo_ids is not None and v.get("id") in vtxo_ids)
+        if (vtxo_ids is None and v.state == "spendable") or (vtxo_ids is not None and v.vtxo_id in vtxo_ids)
     ]
     result: dict[str, Any] = {
-        "vtxos": [v["id"] for v in chosen],
-        "amount_sats": sum(int(v.get("amount_sats") or 0) for v in chosen),
-        "estimate": fee,
+        "vtxos": [v.vtxo_id for v in chosen],
+        "amount_sats": sum(v.amount_sats for v in chosen),
+        "estimate": fee.raw if fee is not None else None,
         "onchain_confirmed_sats": available,
         "fundable": None,
         "needed_sats": None,
@@ -68,11 +67,12 @@ async def estimate(
     if fee is not None:
         # The broadcast fees are paid up front from confirmed on-chain funds; the claim fee
         # comes out of the exited amount later.
-        needed = int(fee.get("exit_broadcast_fee_sats") or 0)
+        needed = fee.exit_broadcast_fee_sats
         have = available or 0
         result["needed_sats"] = needed
         result["shortfall_sats"] = max(0, needed - have)
-        result["fundable"] = bool(fee.get("fundable", have >= needed)) and have >= needed
+        said = fee.fundable
+        result["fundable"] = (have >= needed if said is None else said) and have >= needed
     return result
 
 
@@ -101,11 +101,11 @@ async def start(
                 "shortfall_sats": cost["shortfall_sats"],
             },
         )
-    before = {e["vtxo_id"] for e in await barkd.exit_statuses("live")}
+    before = {e.vtxo_id for e in await barkd.exit_statuses("live")}
     async with console.wallet_lock:
         await barkd_call(barkd.start_exits(vtxo_ids))
     live = await barkd.exit_statuses("live")
-    started = [e["vtxo_id"] for e in live if e["vtxo_id"] not in before]
+    started = [e.vtxo_id for e in live if e.vtxo_id not in before]
     amounts = await _amounts(console)
     amount = sum(amounts.get(vtxo_id, 0) for vtxo_id in started)
     await oplog.record(
@@ -137,7 +137,7 @@ async def progress(console: Console, *, fee_rate_sat_per_vb: int | None = None) 
     rate = fee_rate_sat_per_vb or console.settings.exit_fee_rate_sat_per_vb
     async with console.wallet_lock:
         result = await barkd_call(console.barkd.progress_exits(fee_rate_sat_per_kvb=_kvb(rate)))
-    errors = [e for e in result.get("exits") or [] if e.get("error")]
+    errors = result.errors
     for item in errors:
         error = item["error"]
         key = f"{item.get('vtxo_id')}:{error.get('type') if isinstance(error, dict) else error}"
@@ -151,8 +151,8 @@ async def progress(console: Console, *, fee_rate_sat_per_vb: int | None = None) 
             )
     await track_states(console)
     return {
-        "done": result.get("done"),
-        "claimable_height": result.get("claimable_height"),
+        "done": result.is_done,
+        "claimable_height": result.claimable_height,
         "errors": errors,
         "exits": await statuses(console),
     }
@@ -168,12 +168,12 @@ async def statuses(console: Console, vtxo_id: str | None = None) -> list[dict[st
     amounts = await _amounts(console)
     return [
         {
-            "vtxo_id": item.get("vtxo_id"),
-            "state": (item.get("state") or {}).get("type"),
-            "amount_sats": amounts.get(str(item.get("vtxo_id"))),
-            "detail": item.get("state"),
-            "history": [h.get("type") for h in item.get("history") or []],
-            "history_detail": item.get("history") or [],
+            "vtxo_id": item.vtxo_id,
+            "state": item.state,
+            "amount_sats": amounts.get(item.vtxo_id),
+            "detail": item.detail,
+            "history": [h.get("type") for h in item.history],
+            "history_detail": item.history,
         }
         for item in items
     ]
@@ -189,10 +189,10 @@ async def claim(
     """Sweep claimable exits to ``destination`` (default: the setting, else a fresh on-chain address)."""
     barkd = console.barkd
     current = await fetch_observed(console)
-    claimable = [e["vtxo_id"] for e in current if (e.get("state") or {}).get("type") == "claimable"]
+    claimable = [e.vtxo_id for e in current if e.state == "claimable"]
     if vtxo_ids is None and not claimable:
-        waiting = [e for e in current if (e.get("state") or {}).get("type") in NOT_CLAIMABLE_YET]
-        heights = [e["state"].get("claimable_height") for e in waiting if e["state"].get("claimable_height")]
+        waiting = [e for e in current if e.state in NOT_CLAIMABLE_YET]
+        heights = [e.claimable_height for e in waiting if e.claimable_height]
         hint = f"; the first becomes claimable at height {min(heights)}" if heights else ""
         raise ConflictError(f"no exit is claimable yet ({len(waiting)} still in progress{hint})")
     chosen = vtxo_ids if vtxo_ids is not None else claimable
@@ -214,7 +214,7 @@ async def track_states(console: Console) -> None:
     await fetch_observed(console)
 
 
-async def fetch_observed(console: Console, *, history: bool = False) -> list[dict[str, Any]]:
+async def fetch_observed(console: Console, *, history: bool = False) -> list[ExitStatus]:
     """All exit statuses, their changes recorded; the lock keeps a slower, older read from
     being recorded after a newer one (which would look like a step backwards)."""
     async with console.exit_lock:
@@ -223,21 +223,19 @@ async def fetch_observed(console: Console, *, history: bool = False) -> list[dic
     return items
 
 
-async def observe(console: Console, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def observe(console: Console, items: list[ExitStatus]) -> list[dict[str, Any]]:
     """Record the state changes in these exit statuses: whoever reads barkd first reports a change."""
     known = console.state.exit_states
     changes = []
     for item in items:
-        vtxo_id = str(item.get("vtxo_id"))
-        kind = str((item.get("state") or {}).get("type"))
+        vtxo_id = item.vtxo_id
+        kind = str(item.state)
         previous = known.get(vtxo_id)
         if previous == kind:
             continue
         known[vtxo_id] = kind
         changes.append({"vtxo_id": vtxo_id, "from": previous, "to": kind})
-        await oplog.record(
-            console.rt.database, "exit", kind, vtxo_id=vtxo_id, previous=previous, detail=item.get("state")
-        )
+        await oplog.record(console.rt.database, "exit", kind, vtxo_id=vtxo_id, previous=previous, detail=item.detail)
         await console.alerter.emit(
             "exit_state_changed",
             f"exit of {vtxo_id}: {previous or 'new'} -> {kind}",
@@ -246,7 +244,7 @@ async def observe(console: Console, items: list[dict[str, Any]]) -> list[dict[st
             previous=previous,
         )
         if kind == SWEPT:
-            spent = (item.get("state") or {}).get("spent_inputs")
+            spent = (item.detail or {}).get("spent_inputs")
             await console.alerter.emit(
                 "exit_failed",
                 f"the Ark server swept {vtxo_id} before its exit confirmed: refresh earlier than expiry",
@@ -271,4 +269,4 @@ async def load_known_states(console: Console) -> None:
 
 
 async def _amounts(console: Console) -> dict[str, int]:
-    return {str(v["id"]): int(v.get("amount_sats") or 0) for v in await console.barkd.vtxo_list(all_states=True)}
+    return {v.vtxo_id: v.amount_sats for v in await console.barkd.vtxo_list(all_states=True)}

@@ -32,12 +32,7 @@ async def refresh_gauges(console: Console, rt: Runtime) -> None:
         vtxos = await console.barkd.vtxo_list()
     except (BarkdError, WalletUnavailableError):
         tip, vtxos = 0, []
-    live = [
-        int(vtxo["expiry_height"])
-        for vtxo in vtxos
-        if isinstance(vtxo.get("expiry_height"), int)
-        and (vtxo.get("state") or {}).get("type") in ("spendable", "locked")
-    ]
+    live = [vtxo.expiry_height for vtxo in vtxos if vtxo.expiry_height is not None and vtxo.is_live]
     nearest = min(live) if live else math.nan
     metrics.vtxo_nearest_expiry_height.set(nearest)
     metrics.vtxo_nearest_expiry_blocks.set(nearest - tip)

@@ -7,7 +7,8 @@ from typing import Any
 
 from arkgate.admin.console import Console
 from arkgate.errors import WalletUnavailableError
-from arkgate.payments.barkd import BarkdError
+from arkgate.payments.barkd import BarkdError, Vtxo
+from arkgate.timestamps import format_optional
 
 # arkgate says "mainnet" or "bitcoin"; barkd's ark-info says "bitcoin".
 _NETWORK_ALIASES = {"mainnet": "bitcoin"}
@@ -17,27 +18,26 @@ def expected_network(configured: str) -> str:
     return _NETWORK_ALIASES.get(configured, configured)
 
 
-def vtxo_rows(vtxos: list[dict[str, Any]], tip: int, refresh_before: int) -> list[dict[str, Any]]:
+def vtxo_rows(vtxos: list[Vtxo], tip: int, refresh_before: int) -> list[dict[str, Any]]:
     """Each VTXO with blocks left and whether the refresh policy considers it due."""
     rows = []
     for vtxo in vtxos:
-        expiry = vtxo.get("expiry_height")
-        state = (vtxo.get("state") or {}).get("type")
-        left = int(expiry) - tip if isinstance(expiry, int) else None
+        expiry = vtxo.expiry_height
+        left = expiry - tip if expiry is not None else None
         rows.append(
             {
-                "id": vtxo.get("id"),
-                "amount_sats": int(vtxo.get("amount_sats") or 0),
-                "policy_type": vtxo.get("policy_type"),
-                "state": state,
+                "id": vtxo.vtxo_id,
+                "amount_sats": vtxo.amount_sats,
+                "policy_type": vtxo.policy_type,
+                "state": vtxo.state,
                 "expiry_height": expiry,
                 "blocks_left": left,
                 "expired": left is not None and left <= 0,
-                "refresh_due": state == "spendable"
-                and vtxo.get("policy_type") == "pubkey"
+                "refresh_due": vtxo.state == "spendable"
+                and vtxo.policy_type == "pubkey"
                 and left is not None
                 and left <= refresh_before,
-                "exit_depth": vtxo.get("exit_depth"),
+                "exit_depth": vtxo.exit_depth,
             }
         )
     rows.sort(key=lambda row: (row["expiry_height"] is None, row["expiry_height"] or 0))
@@ -51,9 +51,9 @@ async def build_health(console: Console) -> dict[str, Any]:
     monitor = {
         "running": state.monitor_running,
         "checks": state.checks,
-        "last_check_at": state.last_check_at.isoformat() + "Z" if state.last_check_at else None,
+        "last_check_at": format_optional(state.last_check_at),
         "last_error": state.last_error,
-        "disconnected_since": state.disconnected_at.isoformat() + "Z" if state.disconnected_at else None,
+        "disconnected_since": format_optional(state.disconnected_at),
         "auto_exit_after_s": settings.auto_exit_after_s,
         "auto_exit_started": state.auto_exit_started,
     }
@@ -101,8 +101,9 @@ async def build_health(console: Console) -> dict[str, Any]:
         tip = await barkd.tip_height()
         report["tip_height"] = tip
         vtxos = await barkd.vtxo_list()
-        report["pending_rounds"] = await barkd.pending_rounds()
-        report["exits"] = await barkd.exit_statuses("all")
+        rounds = await barkd.pending_rounds()
+        report["pending_rounds"] = [r.raw for r in rounds]
+        report["exits"] = [status.raw for status in await barkd.exit_statuses("all")]
         report["barkd_version"] = await barkd.api_version()
     except (BarkdError, WalletUnavailableError) as exc:
         problems.append(exc.message)
@@ -110,10 +111,10 @@ async def build_health(console: Console) -> dict[str, Any]:
     if report["ark_connected"]:
         try:
             info = await barkd.ark_info()
-            report["ark_network"] = info.get("network")
-            report["network_matches"] = info.get("network") == expected_network(settings.network)
-            report["vtxo_lifetime"] = info.get("vtxo_lifetime", info.get("vtxo_expiry_delta"))
-            report["round_interval"] = info.get("round_interval")
+            report["ark_network"] = info.network
+            report["network_matches"] = info.network == expected_network(settings.network)
+            report["vtxo_lifetime"] = info.vtxo_lifetime
+            report["round_interval"] = info.round_interval
             report["next_round_start"] = await barkd.next_round_start()
         except (BarkdError, WalletUnavailableError) as exc:
             problems.append(f"ark-info unavailable: {exc.message}")
@@ -122,7 +123,7 @@ async def build_health(console: Console) -> dict[str, Any]:
     if report["network_matches"] is False:
         problems.append(f"barkd is on {report['ark_network']}, arkgate is configured for {settings.network}")
     # barkd 0.8: delegated refreshes wait for the height they were scheduled at.
-    scheduled = [r["scheduled_height"] for r in report["pending_rounds"] if isinstance(r.get("scheduled_height"), int)]
+    scheduled = [r.scheduled_height for r in rounds if r.scheduled_height is not None]
     report["next_scheduled_refresh_height"] = min(scheduled) if scheduled else None
     book = console.rt.sessions.address_book
     if book is not None:

@@ -9,6 +9,7 @@ from sqlalchemy import insert, select
 
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
+from arkgate.timestamps import format_instant
 
 
 async def record(database: Database, kind: str, status: str, *, amount_sats: int | None = None, **detail: Any) -> int:
@@ -40,7 +41,7 @@ async def entries(database: Database, *, kind: str | None = None, limit: int = 1
             "status": row.status,
             "amount_sats": row.amount_sats,
             "detail": json.loads(row.detail) if row.detail else {},
-            "created_at": row.created_at,
+            "created_at": format_instant(row.created_at),
         }
         for row in rows
     ]

@@ -17,8 +17,9 @@ from arkgate.admin.console import Console
 from arkgate.db import tables as t
 from arkgate.db.engine import utcnow
 from arkgate.errors import WalletUnavailableError
-from arkgate.payments.barkd import ASSET_FIELDS, BarkdError
+from arkgate.payments.barkd import BarkdError, OnchainBalance
 from arkgate.payments.charging import PAYOUT_ENDPOINT
+from arkgate.timestamps import format_instant
 
 _SIGNED = case((t.calls.c.kind == "debit", t.calls.c.amount_sats), else_=-t.calls.c.amount_sats)
 _IS_DEBIT = case((t.calls.c.kind == "debit", 1), else_=0)
@@ -35,33 +36,33 @@ async def wallet_view(console: Console) -> dict[str, Any]:
         balance = await barkd.balance()
     except (WalletUnavailableError, BarkdError) as exc:
         return {"wallet": None, "onchain": None, "assets_sats": None, "wallet_error": exc.message}
-    onchain: dict[str, Any] | None
+    onchain: OnchainBalance | None
     try:
         onchain = await barkd.onchain_balance()
     except BarkdError:
         onchain = None  # no on-chain wallet configured (422)
     except WalletUnavailableError as exc:
-        return {"wallet": balance, "onchain": None, "assets_sats": None, "wallet_error": exc.message}
+        return {"wallet": balance.raw, "onchain": None, "assets_sats": None, "wallet_error": exc.message}
     categories = {
-        "spendable_sats": int(balance.get("spendable_sat") or 0),
-        "needs_refresh_sats": int(balance.get("needs_refresh_sat") or 0),
-        "pending_arkoor_send_sats": int(balance.get("pending_arkoor_send_sat") or 0),
-        "pending_offboard_sats": int(balance.get("pending_offboard_sat") or 0),
-        "pending_in_round_sats": int(balance.get("pending_in_round_sat") or 0),
-        "pending_board_sats": int(balance.get("pending_board_sat") or 0),
-        "pending_exit_sats": int(balance.get("pending_exit_sat") or 0),
-        "pending_lightning_send_sats": int(balance.get("pending_lightning_send_sat") or 0),
-        "claimable_lightning_receive_sats": int(balance.get("claimable_lightning_receive_sat") or 0),
-        "onchain_confirmed_sats": int((onchain or {}).get("confirmed_sats") or 0),
-        "onchain_pending_sats": int((onchain or {}).get("trusted_pending_sats") or 0),
+        "spendable_sats": balance.spendable_sats,
+        "needs_refresh_sats": balance.needs_refresh_sats,
+        "pending_arkoor_send_sats": balance.pending_arkoor_send_sats,
+        "pending_offboard_sats": balance.pending_offboard_sats,
+        "pending_in_round_sats": balance.pending_in_round_sats,
+        "pending_board_sats": balance.pending_board_sats,
+        "pending_exit_sats": balance.pending_exit_sats,
+        "pending_lightning_send_sats": balance.pending_lightning_send_sats,
+        "claimable_lightning_receive_sats": balance.claimable_lightning_receive_sats,
+        "onchain_confirmed_sats": onchain.confirmed_sats if onchain else 0,
+        "onchain_pending_sats": onchain.trusted_pending_sats if onchain else 0,
     }
-    assets = sum(int(balance.get(name) or 0) for name in ASSET_FIELDS) + categories["onchain_confirmed_sats"]
+    assets = balance.assets_sats + categories["onchain_confirmed_sats"]
     return {
-        "wallet": balance,
-        "onchain": onchain,
+        "wallet": balance.raw,
+        "onchain": onchain.raw if onchain else None,
         "categories": categories,
         # barkd leaves pending_exit_sat out while its exit manager is busy: the total is then a floor.
-        "pending_exit_known": "pending_exit_sat" in balance,
+        "pending_exit_known": balance.is_pending_exit_known,
         "assets_sats": assets,
         "wallet_error": None,
     }
@@ -181,7 +182,7 @@ async def build_overview(console: Console) -> dict[str, Any]:
         solvent = assets is not None and assets >= liabilities
     threshold = console.settings.solvency_alert_sats
     return {
-        "generated_at": now.isoformat() + "Z",
+        "generated_at": format_instant(now),
         "payment_mode": console.settings.payment_mode,
         "network": console.settings.network,
         "liabilities_sats": liabilities,
@@ -205,7 +206,7 @@ async def build_overview(console: Console) -> dict[str, Any]:
         "receive_fees_sats": sum(item["fee_sats"] for item in funding.values()),
         "attention": {"orphan_payments": orphan_count, "late_payments": late_count, "payments": attention},
         "hourly": {
-            "hours": [hour.isoformat() + "Z" for hour in hours],
+            "hours": [format_instant(hour) for hour in hours],
             "calls": [calls_per_hour[hour] for hour in hours],
             "sats": [sats_per_hour[hour] for hour in hours],
             "funding_sats": [funding_per_hour[hour] for hour in hours],
@@ -225,7 +226,7 @@ def _payment(row: Any) -> dict[str, Any]:
         "movement_id": row.movement_id,
         "is_late": bool(row.is_late),
         "orphan": row.session_id is None,
-        "created_at": row.created_at.isoformat() + "Z",
+        "created_at": format_instant(row.created_at),
     }
 
 
@@ -240,7 +241,7 @@ async def recent_activity(console: Console, *, limit: int = 50) -> dict[str, Any
                 "kind": row.kind,
                 "amount_sats": int(row.amount_sats),
                 "reason": row.reason,
-                "created_at": row.created_at.isoformat() + "Z",
+                "created_at": format_instant(row.created_at),
             }
             for row in await conn.execute(select(t.calls).order_by(t.calls.c.id.desc()).limit(limit))
         ]

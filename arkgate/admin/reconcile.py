@@ -26,6 +26,7 @@ from arkgate.admin import oplog
 from arkgate.admin.console import Console, barkd_call
 from arkgate.db import tables as t
 from arkgate.payments.barkd import Movement
+from arkgate.payments.kinds import Rail, as_rail
 from arkgate.payments.labels import label_for, labelled_sessions
 
 
@@ -33,7 +34,7 @@ from arkgate.payments.labels import label_for, labelled_sessions
 class LedgerCredit:
     movement_id: int | None
     session_id: int | None
-    rail: str
+    rail: Rail
     amount_sats: int
     payment_hash: str | None
 
@@ -62,7 +63,7 @@ async def _ledger_credits(console: Console) -> list[LedgerCredit]:
         LedgerCredit(
             movement_id=None if row.movement_id is None else int(row.movement_id),
             session_id=row.session_id,
-            rail=str(row.rail),
+            rail=as_rail(row.rail),
             amount_sats=int(row.amount_sats),
             payment_hash=row.payment_hash,
         )

@@ -24,6 +24,7 @@ from arkgate.admin import oplog
 from arkgate.admin.console import Console, barkd_call
 from arkgate.admin.health import vtxo_rows
 from arkgate.errors import ArkgateError, InputError
+from arkgate.payments.barkd import ArkInfo
 
 # Round statuses after which a participation is over (BEHAVIOUR.md section 5).
 _ROUND_FAILED = ("failed", "canceled", "sync-error")
@@ -55,13 +56,13 @@ class RefreshPlan:
         return [str(row["id"]) for row in (*self.due, *self.batch)]
 
 
-def refresh_fee_estimate(ark_info: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+def refresh_fee_estimate(ark_info: ArkInfo, rows: list[dict[str, Any]]) -> int:
     """ark-info ``fees.refresh``: a base fee plus, per VTXO, the ppm of the highest expiry bracket it reaches.
 
     A bracket ``{expiry_blocks_threshold: N, ppm: P}`` applies to a VTXO with at least N blocks
     left: refreshing early gives the server back less of the VTXO's life, so it costs more.
     """
-    fees = (ark_info.get("fees") or {}).get("refresh") or {}
+    fees = ark_info.refresh_fees
     table = sorted(fees.get("ppm_expiry_table") or [], key=lambda e: int(e.get("expiry_blocks_threshold") or 0))
     total = int(fees.get("base_fee_sat") or 0)
     for row in rows:
@@ -81,7 +82,7 @@ async def plan_refresh(console: Console) -> RefreshPlan:
     window = settings.effective_refresh_before_blocks
     tip = await barkd.tip_height()
     info = await barkd.ark_info()
-    max_depth = info.get("max_vtxo_exit_depth")
+    max_depth = info.max_vtxo_exit_depth
     rows = vtxo_rows(await barkd.vtxo_list(), tip, window)
     spendable = [r for r in rows if r["state"] == "spendable" and r["policy_type"] == "pubkey"]
     # 0.8 moves too-deep VTXOs to needs_refresh_sat: they can no longer be sent, whatever their expiry.
@@ -183,20 +184,19 @@ async def refresh(
             )
         raise
     console.state.refresh_failing = False
-    inputs = list((round_info.get("participation") or {}).get("inputs") or chosen or [])
-    outputs = (round_info.get("participation") or {}).get("outputs") or []
+    inputs = round_info.inputs or list(chosen or [])
     if plan is None:
         amount = sum(row["amount_sats"] for row in due if row["id"] in inputs) or amount
-    round_id = round_info.get("id")
-    scheduled = round_info.get("scheduled_height", plan.height if plan is not None else None)
+    round_id = round_info.round_id
+    scheduled = round_info.raw.get("scheduled_height", plan.height if plan is not None else None)
     await oplog.record(
         console.rt.database,
         "refresh",
         "registered",
         amount_sats=amount,
         vtxos=inputs,
-        round_id=round_id,
-        output_sats=sum(int(o.get("amount_sats") or 0) for o in outputs),
+        round_id=round_info.raw.get("id"),  # as barkd numbers it, as the operator log always showed it
+        output_sats=round_info.output_sats,
         tip_height=tip,
         source=source,
         mode="delegated" if plan is not None and plan.delegated else "interactive",
@@ -211,20 +211,11 @@ async def refresh(
         await book.note_refresh(f"round:{round_id}:{inputs[0] if inputs else ''}")
     return {
         "refreshed": True,
-        "round": round_info,
+        "round": round_info.raw,
         "vtxos": inputs,
         "tip_height": tip,
         "scheduled_height": scheduled,
     }
-
-
-def round_outcome(info: dict[str, Any]) -> str | None:
-    """``status.status`` (every version), or 0.8's ``state`` when that says failed or canceled."""
-    status = (info.get("status") or {}).get("status")
-    state = info.get("state")
-    if state in ("failed", "canceled"):
-        return str(state)
-    return str(status) if status is not None else None
 
 
 async def follow_rounds(console: Console) -> None:
@@ -232,21 +223,20 @@ async def follow_rounds(console: Console) -> None:
     tracked = console.state.pending_refresh_rounds
     pending = await console.barkd.pending_rounds()
     for item in pending:
-        round_id = str(item.get("id"))
-        outcome = round_outcome(item)
+        round_id = str(item.round_id)
+        outcome = item.outcome
         if outcome in _ROUND_FAILED and round_id not in tracked and round_id not in console.state.alerted_rounds:
             # barkd's own maintenance refresh (or one registered before a restart) failed.
             console.state.alerted_rounds.add(round_id)
-            error = (item.get("status") or {}).get("error")
             await console.alerter.emit(
-                "refresh_failed", f"round {round_id} ended {outcome}", round_id=round_id, error=error
+                "refresh_failed", f"round {round_id} ended {outcome}", round_id=round_id, error=item.error
             )
     if not tracked:
         return
-    rounds = {str(item.get("id")): item for item in pending}
+    rounds = {str(item.round_id): item for item in pending}
     for round_id, inputs in list(tracked.items()):
         info = rounds.get(round_id)
-        status = round_outcome(info) if info is not None else None
+        status = info.outcome if info is not None else None
         if info is None or status in _ROUND_DONE:
             # barkd drops confirmed participations, so "gone" means the round went through.
             del tracked[round_id]
@@ -254,8 +244,9 @@ async def follow_rounds(console: Console) -> None:
         elif status in _ROUND_FAILED:
             del tracked[round_id]
             console.state.alerted_rounds.add(round_id)
-            error = (info.get("status") or {}).get("error")
-            await oplog.record(console.rt.database, "refresh", "failed", round_id=round_id, vtxos=inputs, error=error)
+            await oplog.record(
+                console.rt.database, "refresh", "failed", round_id=round_id, vtxos=inputs, error=info.error
+            )
             await console.alerter.emit(
-                "refresh_failed", f"refresh round {round_id} ended {status}", round_id=round_id, error=error
+                "refresh_failed", f"refresh round {round_id} ended {status}", round_id=round_id, error=info.error
             )

@@ -42,7 +42,7 @@ async def plan(console: Console, destination: str, *, amount_sats: int | None = 
     barkd = console.barkd
     kind = classify(destination)
     balance = await barkd.balance()
-    spendable = int(balance.get("spendable_sat") or 0)
+    spendable = balance.spendable_sats
     liabilities = await console.rt.ledger.liabilities_sats()
     reserve = max(settings.sweep_floor_sats, liabilities + settings.sweep_margin_sats)
     surplus = spendable - reserve
@@ -68,10 +68,10 @@ async def plan(console: Console, destination: str, *, amount_sats: int | None = 
         return _finish(result)
     if kind == "bitcoin":
         # The fee comes on top of the amount (BEHAVIOUR.md 7); quote, then quote again for the net amount.
-        fee = int((await barkd_call(barkd.fee_send_onchain(destination, budget)))["fee_sats"])
+        fee = (await barkd_call(barkd.fee_send_onchain(destination, budget))).fee_sats
         amount = budget - fee
         if amount > 0:
-            fee = int((await barkd_call(barkd.fee_send_onchain(destination, amount)))["fee_sats"])
+            fee = (await barkd_call(barkd.fee_send_onchain(destination, amount))).fee_sats
             amount = min(amount, budget - fee)
     elif kind == "lightning_invoice":
         try:
@@ -80,17 +80,17 @@ async def plan(console: Console, destination: str, *, amount_sats: int | None = 
             raise InputError("destination: not a valid BOLT11 invoice") from exc
         if invoice_amount <= 0:
             raise InputError("destination: the invoice has no amount; use a Lightning address or LNURL instead")
-        fee = int((await barkd_call(barkd.fee_lightning_pay(invoice_amount)))["fee_sats"])
+        fee = (await barkd_call(barkd.fee_lightning_pay(invoice_amount))).fee_sats
         amount = invoice_amount
         if amount + fee > budget:
             result.update(amount_sats=amount, fee_sats=fee)
             result["reason"] = f"the invoice asks {amount} sats (+{fee} fee), only {budget} sats can be swept"
             return _finish(result)
     elif kind in ("lightning_address", "lnurl", "lightning_offer"):
-        fee = int((await barkd_call(barkd.fee_lightning_pay(budget)))["fee_sats"])
+        fee = (await barkd_call(barkd.fee_lightning_pay(budget))).fee_sats
         amount = budget - fee
         if amount > 0:
-            fee = int((await barkd_call(barkd.fee_lightning_pay(amount)))["fee_sats"])
+            fee = (await barkd_call(barkd.fee_lightning_pay(amount))).fee_sats
             amount = min(amount, budget - fee)
     else:  # ark: an arkoor payment has no fee
         fee = 0
@@ -137,13 +137,14 @@ async def sweep(
         try:
             retry = console.settings.send_retry_for_secs  # barkd 0.8 only; left out for 0.6
             if kind == "bitcoin":
-                reference = {"txid": await barkd_call(barkd.send_onchain(target, quote["amount_sats"]))}
+                reference: dict[str, Any] = {"txid": await barkd_call(barkd.send_onchain(target, quote["amount_sats"]))}
             elif kind == "ark":
-                reference = await barkd_call(barkd.send_ark(target, quote["amount_sats"], retry_for_secs=retry))
+                reference = (await barkd_call(barkd.send_ark(target, quote["amount_sats"], retry_for_secs=retry))).raw
             elif kind == "lightning_invoice":
-                reference = await barkd_call(barkd.lightning_pay(target, None, retry_for_secs=retry))
+                reference = (await barkd_call(barkd.lightning_pay(target, None, retry_for_secs=retry))).raw
             else:
-                reference = await barkd_call(barkd.lightning_pay(target, quote["amount_sats"], retry_for_secs=retry))
+                sent = await barkd_call(barkd.lightning_pay(target, quote["amount_sats"], retry_for_secs=retry))
+                reference = sent.raw
         except ArkgateError as exc:
             await oplog.record(
                 database, "sweep", "failed", amount_sats=quote["amount_sats"], plan=quote, error=exc.message
@@ -161,5 +162,5 @@ async def sweep(
         "dry_run": False,
         "plan": quote,
         "reference": reference,
-        "spendable_after_sats": int(after.get("spendable_sat") or 0),
+        "spendable_after_sats": after.spendable_sats,
     }

@@ -26,7 +26,8 @@ from arkgate.payments.ledger import SessionInfo
 from arkgate.runtime import Runtime, runtime
 from arkgate.services.envelope import dumps, error_body, error_response
 from arkgate.services.l402 import challenge_header
-from arkgate.services.sessions import build_bip321, iso
+from arkgate.services.sessions import build_bip321
+from arkgate.timestamps import format_optional
 
 log = structlog.get_logger("arkgate.challenge")
 
@@ -81,7 +82,7 @@ def _funding_block(invoice: Invoice | None, address: str | None, amount_sats: in
         "amount_sats": amount_sats,
         "lightning_invoice": bolt11,
         "payment_hash": invoice.payment_hash if invoice else None,
-        "invoice_expires_at": iso(invoice.expires_at) if invoice else None,
+        "invoice_expires_at": format_optional(invoice.expires_at) if invoice else None,
         "ark_address": address,
         "bip321": build_bip321(bolt11, address, amount_sats),
     }

@@ -16,7 +16,7 @@ from arkgate.payments.payouts import PayoutFailedError, PayoutResult, PayoutsDis
 from arkgate.runtime import Runtime, runtime
 from arkgate.services.auth import require_session
 from arkgate.services.envelope import json_response
-from arkgate.services.sessions import iso
+from arkgate.timestamps import format_instant, format_optional
 
 router = APIRouter(tags=["session"])
 
@@ -116,16 +116,16 @@ async def my_payouts(request: Request) -> Response:
     session = await require_session(request, rt.ledger)
     payouts = [
         {
-            "payout_id": p["payout_id"],
-            "status": p["state"],
-            "rail": p["rail"],
-            "purpose": p["purpose"],
-            "amount_sats": int(p["amount_sats"]),
-            "fee_sats": int(p["fee_sats"]),
-            "net_sats": int(p["net_sats"]),
-            "reason": p["reason"],
-            "created_at": iso(p["created_at"]),
-            "settled_at": iso(p["settled_at"]),
+            "payout_id": p.payout_id,
+            "status": p.state,
+            "rail": p.rail,
+            "purpose": p.purpose,
+            "amount_sats": p.amount_sats,
+            "fee_sats": p.fee_sats,
+            "net_sats": p.net_sats,
+            "reason": p.reason,
+            "created_at": format_instant(p.created_at),
+            "settled_at": format_optional(p.settled_at),
         }
         for p in await rt.ledger.payouts_of(session.id)
     ]
@@ -158,4 +158,4 @@ async def set_refund_to(request: Request) -> Response:
         raise InputError("refund_to must be an Ark address, or null to clear it")
     destination = refund_to.validate_refund_to(value) if value else None
     await refund_to.set_refund_to(rt.database, session.id, destination)
-    return json_response({"refund_to": destination, "expires_at": iso(session.expires_at)})
+    return json_response({"refund_to": destination, "expires_at": format_optional(session.expires_at)})

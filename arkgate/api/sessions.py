@@ -21,7 +21,8 @@ from arkgate.payments.ledger import Receipt, hash_token
 from arkgate.runtime import Runtime, runtime
 from arkgate.services.auth import require_caller, require_parent
 from arkgate.services.envelope import json_response
-from arkgate.services.sessions import Balance, SessionCreated, TopUpCreated, caller_balance_view, iso
+from arkgate.services.sessions import Balance, SessionCreated, TopUpCreated, caller_balance_view
+from arkgate.timestamps import format_optional
 from arkgate.webhooks import subscriptions
 
 router = APIRouter(tags=["session"])
@@ -144,7 +145,7 @@ async def my_payments(request: Request) -> Response:
             "payment_hash": p["payment_hash"],
             "ark_address": p["ark_address"],
             "late": bool(p["is_late"]),
-            "credited_at": iso(p["created_at"]),
+            "credited_at": format_optional(p["created_at"]),
         }
         for p in await rt.ledger.payments_of(session.id)
     ]
@@ -154,7 +155,7 @@ async def my_payments(request: Request) -> Response:
             "amount_sats": int(i["amount_sats"]),
             "status": i["status"],
             "purpose": i["purpose"],
-            "expires_at": iso(i["expires_at"]),
+            "expires_at": format_optional(i["expires_at"]),
             "lightning_invoice": i["bolt11"],
         }
         for i in await rt.ledger.invoices_of(session.id)
@@ -186,13 +187,13 @@ async def my_calls(request: Request, limit: int = 100) -> Response:
             "cost_sats": r.cost_sats,
             "status": _call_status(r),
             "refund_reason": r.refund_reason,
-            "created_at": iso(r.created_at),
+            "created_at": format_optional(r.created_at),
             "ledger": [
                 {
                     "kind": row["kind"],
                     "amount_sats": row["amount_sats"],
                     "reason": row["reason"],
-                    "at": iso(row["created_at"]),
+                    "at": format_optional(row["created_at"]),
                 }
                 for row in r.rows
             ],

@@ -17,7 +17,7 @@ from arkgate.errors import InputError, NotFoundError
 from arkgate.runtime import Part, Runtime, runtime
 from arkgate.services.auth import require_session
 from arkgate.services.envelope import json_response
-from arkgate.services.sessions import iso
+from arkgate.timestamps import format_optional
 from arkgate.webhooks import subscriptions
 from arkgate.webhooks.events import SESSION_EVENTS
 from arkgate.webhooks.service import Webhooks
@@ -62,7 +62,7 @@ async def get_webhook(request: Request) -> Response:
             "callback_url": found.url,
             "low_balance_sats": found.low_balance_sats,
             "events": list(SESSION_EVENTS),
-            "created_at": iso(found.created_at),
+            "created_at": format_optional(found.created_at),
         }
     )
 
@@ -95,12 +95,7 @@ async def deliveries(request: Request, limit: int = 50) -> Response:
     if not 1 <= limit <= 500:
         raise InputError("limit must be between 1 and 500")
     records = await _webhooks(rt).deliverer.deliveries(limit=limit, session_id=session.id)
-    items = []
-    for record in records:
-        item = record.view(with_session=False)
-        item["created_at"] = iso(record.created_at)
-        item["delivered_at"] = iso(record.delivered_at)
-        items.append(item)
+    items = [record.view(with_session=False) for record in records]
     return json_response({"deliveries": items, "count": len(items)})
 
 

@@ -44,8 +44,8 @@ def async_url(url: str) -> str:
 
 
 def utcnow() -> datetime:
-    """Naive UTC, the form every table stores."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Now, aware UTC (as ``arkgate.timestamps.utcnow``); the tables' type stores it naive."""
+    return datetime.now(UTC)
 
 
 class Database:

@@ -1,4 +1,5 @@
-"""The ledger's tables (SQLAlchemy Core). Amounts are integer sats; instants are naive UTC.
+"""The ledger's tables (SQLAlchemy Core). Amounts are integer sats; instants are stored naive UTC
+and read back aware UTC (``db.types.UTCDateTime``).
 
 A session's ``balance_sats`` is a cached figure that always equals
 ``sum(payments) - sum(call debits) + sum(call refunds)`` for that session; the
@@ -11,7 +12,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
+from arkgate.db.types import UTCDateTime
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -33,8 +35,8 @@ metadata = MetaData(
     }
 )
 
-# MariaDB's DATETIME keeps whole seconds unless told otherwise.
-Instant = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# Every instant column: naive UTC on disk (DATETIME(6) on MariaDB), aware UTC in Python.
+Instant = UTCDateTime()
 
 sessions = Table(
     "sessions",

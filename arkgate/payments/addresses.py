@@ -164,23 +164,23 @@ class AddressBook:
             candidates = [
                 v
                 for v in await self.barkd.vtxo_list()
-                if (v.get("state") or {}).get("type") == "spendable"
-                and v.get("policy_type") == "pubkey"
-                and int(v.get("expiry_height") or 0) > tip
-                and int(v.get("amount_sats") or 0) > _DUST_SATS
+                if v.state == "spendable"
+                and v.policy_type == "pubkey"
+                and (v.expiry_height or 0) > tip
+                and v.amount_sats > _DUST_SATS
             ]
             if not candidates:
                 raise ArkgateError("no spendable VTXO to close the address gap with")
-            smallest = min(candidates, key=lambda v: int(v.get("amount_sats") or 0))
-            round_info = await self.barkd.refresh_vtxos([str(smallest["id"])])
+            smallest = min(candidates, key=lambda v: v.amount_sats)
+            round_info = await self.barkd.refresh_vtxos([smallest.vtxo_id])
         except ArkgateError as exc:
             # Nothing spendable means nothing a recovery could miss; try again later.
             self._keeper_failed_at = now
             log.warning("addresses.gap_not_closed", gap=gap, limit=self.gap_limit, reason=exc.message)
             return False
         self._keeper_failed_at = None
-        await self.note_refresh(f"gap:{round_info.get('id')}:{smallest['id']}")
-        log.info("addresses.gap_closed", gap=gap, vtxo=smallest["id"])
+        await self.note_refresh(f"gap:{round_info.raw.get('id')}:{smallest.vtxo_id}")
+        log.info("addresses.gap_closed", gap=gap, vtxo=smallest.vtxo_id)
         return True
 
     # --- internals -------------------------------------------------------------------------

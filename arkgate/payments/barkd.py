@@ -8,9 +8,10 @@ message matched is the documented "no pending lightning receive found" 500.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from bolt11 import decode as decode_bolt11
@@ -18,10 +19,6 @@ from bolt11 import decode as decode_bolt11
 from arkgate.errors import ArkgateError, WalletUnavailableError
 
 RECEIVE_GONE = "no pending lightning receive found"
-
-# barkd balance fields that are the operator's money (``*_sat`` as barkd names them). barkd 0.8
-# moves expired and too-deep VTXOs out of spendable_sat into needs_refresh_sat: still ours.
-ASSET_FIELDS = ("spendable_sat", "needs_refresh_sat", "pending_in_round_sat", "pending_board_sat", "pending_exit_sat")
 
 
 class BarkdError(ArkgateError):
@@ -34,6 +31,288 @@ class BarkdError(ArkgateError):
         super().__init__(message)
         self.http_status = http_status
         self.body = body
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object barkd may leave out or null: empty when it is not an object."""
+    return value if isinstance(value, dict) else {}
+
+
+def _sats(body: dict[str, Any], key: str) -> int:
+    """barkd's ``*_sat`` field as int sats (missing or null: 0)."""
+    return int(body.get(key) or 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Balance:
+    """barkd's off-chain wallet balance (``GET /wallet/balance``), in sats.
+
+    ``raw`` is barkd's object untouched, for the operator's overview, which shows it as barkd sent it.
+    """
+
+    spendable_sats: int
+    needs_refresh_sats: int  # 0.8+: expired or too-deep VTXOs, still ours
+    pending_in_round_sats: int
+    pending_board_sats: int
+    pending_exit_sats: int
+    pending_arkoor_send_sats: int
+    pending_offboard_sats: int
+    pending_lightning_send_sats: int
+    claimable_lightning_receive_sats: int
+    is_v08: bool  # 0.8.0 made needs_refresh_sat a required field; earlier daemons never send it
+    # barkd leaves pending_exit_sat out while its exit manager is busy: ``assets_sats`` is then a floor.
+    is_pending_exit_known: bool
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def assets_sats(self) -> int:
+        """The operator's money in the Ark wallet (barkd 0.8 moves expired and too-deep VTXOs out of
+        spendable into needs_refresh: still ours)."""
+        return (
+            self.spendable_sats
+            + self.needs_refresh_sats
+            + self.pending_in_round_sats
+            + self.pending_board_sats
+            + self.pending_exit_sats
+        )
+
+
+def parse_balance(body: dict[str, Any]) -> Balance:
+    return Balance(
+        spendable_sats=_sats(body, "spendable_sat"),
+        needs_refresh_sats=_sats(body, "needs_refresh_sat"),
+        pending_in_round_sats=_sats(body, "pending_in_round_sat"),
+        pending_board_sats=_sats(body, "pending_board_sat"),
+        pending_exit_sats=_sats(body, "pending_exit_sat"),
+        pending_arkoor_send_sats=_sats(body, "pending_arkoor_send_sat"),
+        pending_offboard_sats=_sats(body, "pending_offboard_sat"),
+        pending_lightning_send_sats=_sats(body, "pending_lightning_send_sat"),
+        claimable_lightning_receive_sats=_sats(body, "claimable_lightning_receive_sat"),
+        is_v08="needs_refresh_sat" in body,
+        is_pending_exit_known="pending_exit_sat" in body,
+        raw=body,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OnchainBalance:
+    """barkd's on-chain wallet balance; ``raw`` has barkd's keys renamed ``*_sats``."""
+
+    confirmed_sats: int
+    trusted_pending_sats: int
+    raw: dict[str, Any] = field(repr=False)
+
+
+VtxoState = Literal["spendable", "locked", "spent", "exited"] | str  # unknown states are kept
+
+
+@dataclass(frozen=True, kw_only=True)
+class Vtxo:
+    """One VTXO of the wallet; ``raw`` has barkd's keys renamed ``*_sats``."""
+
+    vtxo_id: str
+    amount_sats: int
+    state: VtxoState | None  # barkd's ``state.type``
+    policy_type: str | None
+    expiry_height: int | None
+    exit_depth: int | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def is_live(self) -> bool:
+        """Spendable or locked in a round: it expires at ``expiry_height`` unless refreshed."""
+        return self.state in ("spendable", "locked")
+
+
+def parse_vtxo(item: dict[str, Any]) -> Vtxo:
+    """A VTXO from ``vtxo_list``'s form (keys already in ``*_sats``)."""
+    state = item.get("state")
+    expiry = item.get("expiry_height")
+    depth = item.get("exit_depth")
+    policy = item.get("policy_type")
+    return Vtxo(
+        vtxo_id=str(item.get("id") or ""),
+        amount_sats=int(item.get("amount_sats") or 0),
+        state=state.get("type") if isinstance(state, dict) else None,
+        policy_type=policy if isinstance(policy, str) else None,
+        expiry_height=expiry if isinstance(expiry, int) else None,
+        exit_depth=depth if isinstance(depth, int) else None,
+        raw=item,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeeEstimate:
+    """A fee quote from ``/api/v1/fees/*``; the fee comes on top of the amount (BEHAVIOUR.md 7)."""
+
+    fee_sats: int
+    gross_amount_sats: int | None  # amount + fee, where barkd says
+    net_amount_sats: int | None
+    raw: dict[str, Any] = field(repr=False)
+
+
+def parse_fee(body: dict[str, Any]) -> FeeEstimate:
+    """A fee quote from its ``*_sats`` form."""
+    gross = body.get("gross_amount_sats")
+    net = body.get("net_amount_sats")
+    return FeeEstimate(
+        fee_sats=int(body.get("fee_sats") or 0),
+        gross_amount_sats=int(gross) if gross is not None else None,
+        net_amount_sats=int(net) if net is not None else None,
+        raw=body,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExitStatus:
+    """One unilateral exit as barkd reports it; ``raw`` has barkd's keys renamed ``*_sats``."""
+
+    vtxo_id: str
+    state: str | None  # barkd's ``state.type`` (start, processing, awaiting-delta, claimable, ...)
+    detail: dict[str, Any] | None  # barkd's whole ``state`` object (heights, txids)
+    history: list[dict[str, Any]]  # earlier states, oldest first (asked for with ``history=True``)
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def claimable_height(self) -> int | None:
+        height = (self.detail or {}).get("claimable_height")
+        return height if isinstance(height, int) else None
+
+
+def parse_exit(item: dict[str, Any]) -> ExitStatus:
+    state = item.get("state")
+    detail = state if isinstance(state, dict) else None
+    kind = (detail or {}).get("type")
+    return ExitStatus(
+        vtxo_id=str(item.get("vtxo_id") or ""),
+        state=str(kind) if kind is not None else None,
+        detail=detail,
+        history=[h for h in item.get("history") or [] if isinstance(h, dict)],
+        raw=item,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundInfo:
+    """A round participation (PendingRoundInfo); ``raw`` has barkd's keys renamed ``*_sats``."""
+
+    round_id: str | None
+    status: str | None  # ``status.status`` (every version)
+    state: str | None  # 0.8's ``state``
+    error: Any  # ``status.error``, as barkd gives it
+    inputs: list[str]  # the VTXO ids it spends
+    output_sats: int
+    scheduled_height: int | None  # 0.8 delegated refreshes wait for this block
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def outcome(self) -> str | None:
+        """``status``, or 0.8's ``state`` when that says failed or canceled."""
+        if self.state in ("failed", "canceled"):
+            return self.state
+        return self.status
+
+
+def parse_round(body: dict[str, Any]) -> RoundInfo:
+    status = _object(body.get("status"))
+    participation = _object(body.get("participation"))
+    round_id, state, height = body.get("id"), body.get("state"), body.get("scheduled_height")
+    return RoundInfo(
+        round_id=None if round_id is None else str(round_id),
+        status=None if status.get("status") is None else str(status["status"]),
+        state=None if state is None else str(state),
+        error=status.get("error"),
+        inputs=[str(i) for i in participation.get("inputs") or []],
+        output_sats=sum(int(o.get("amount_sats") or 0) for o in participation.get("outputs") or []),
+        scheduled_height=height if isinstance(height, int) else None,
+        raw=body,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notification:
+    """One event of barkd's notification stream (WebSocket frame or long-poll item)."""
+
+    type: str | None  # movement-created, movement-updated, channel-lagging, ... (unknown ones kept)
+    movement: Movement | None  # the movement a movement-* event carries
+
+
+def parse_notification(body: Any) -> Notification:
+    if not isinstance(body, dict):
+        return Notification(type=None, movement=None)
+    kind, movement = body.get("type"), body.get("movement")
+    return Notification(
+        type=kind if isinstance(kind, str) else None,
+        movement=parse_movement(movement) if isinstance(movement, dict) else None,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExitFee:
+    """barkd's exit fee estimate (after 0.6.0): broadcast fees are paid up front from confirmed
+    on-chain funds, the claim fee later out of the exited amount."""
+
+    exit_broadcast_fee_sats: int
+    total_fee_sats: int | None
+    fundable: bool | None  # None when barkd does not say
+    raw: dict[str, Any] = field(repr=False)
+
+
+def parse_exit_fee(body: dict[str, Any]) -> ExitFee:
+    total, fundable = body.get("total_fee_sats"), body.get("fundable")
+    return ExitFee(
+        exit_broadcast_fee_sats=int(body.get("exit_broadcast_fee_sats") or 0),
+        total_fee_sats=int(total) if total is not None else None,
+        fundable=bool(fundable) if fundable is not None else None,
+        raw=body,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExitProgress:
+    """One progress step of every exit."""
+
+    is_done: bool | None
+    claimable_height: int | None
+    errors: list[dict[str, Any]]  # barkd's entries (``vtxo_id``, ``error``) of exits that cannot progress
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArkInfo:
+    """The Ark server's parameters as barkd relays them (``GET /wallet/ark-info``)."""
+
+    network: str | None
+    vtxo_lifetime: int | None  # blocks (``vtxo_expiry_delta`` before 0.5)
+    round_interval: Any  # as barkd writes it
+    max_vtxo_exit_depth: int | None
+    refresh_fees: dict[str, Any]  # ``fees.refresh``: base_fee_sat and ppm_expiry_table
+
+
+def parse_ark_info(body: dict[str, Any]) -> ArkInfo:
+    network, depth = body.get("network"), body.get("max_vtxo_exit_depth")
+    lifetime = body.get("vtxo_lifetime", body.get("vtxo_expiry_delta"))
+    refresh = _object(_object(body.get("fees")).get("refresh"))
+    return ArkInfo(
+        network=network if isinstance(network, str) else None,
+        vtxo_lifetime=lifetime if isinstance(lifetime, int) else None,
+        round_interval=body.get("round_interval"),
+        max_vtxo_exit_depth=depth if isinstance(depth, int) else None,
+        refresh_fees=refresh,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentSent:
+    """barkd's reply to a send (Lightning or arkoor); ``raw`` has barkd's keys renamed ``*_sats``."""
+
+    payment_hash: str | None  # Lightning sends only
+    raw: dict[str, Any] = field(repr=False)
+
+
+def _sent(body: Any) -> PaymentSent:
+    raw = dict(BarkdClient._in_sats(body or {}))
+    payment_hash = raw.get("payment_hash")
+    return PaymentSent(payment_hash=payment_hash if isinstance(payment_hash, str) else None, raw=raw)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,7 +405,7 @@ def invoice_details(bolt11: str) -> tuple[str, int, datetime]:
     decoded = decode_bolt11(bolt11)
     amount_msat = int(decoded.amount_msat or 0)
     expiry = int(decoded.expiry or 3600)
-    expires_at = datetime.fromtimestamp(int(decoded.date) + expiry, UTC).replace(tzinfo=None)
+    expires_at = datetime.fromtimestamp(int(decoded.date) + expiry, UTC)
     return str(decoded.payment_hash), amount_msat // 1000, expires_at
 
 
@@ -205,14 +484,13 @@ class BarkdClient:
         body = await self.request("GET", "/api/v1/wallet/connected")
         return bool(body.get("connected"))
 
-    async def ark_info(self) -> dict[str, Any]:
-        return dict(await self.request("GET", "/api/v1/wallet/ark-info"))
+    async def ark_info(self) -> ArkInfo:
+        return parse_ark_info(dict(await self.request("GET", "/api/v1/wallet/ark-info")))
 
-    async def balance(self) -> dict[str, Any]:
-        body = dict(await self.request("GET", "/api/v1/wallet/balance"))
-        # 0.8.0 added needs_refresh_sat (a required field); earlier daemons never send it.
-        self._features["v08"] = "needs_refresh_sat" in body
-        return body
+    async def balance(self) -> Balance:
+        balance = parse_balance(dict(await self.request("GET", "/api/v1/wallet/balance")))
+        self._features["v08"] = balance.is_v08
+        return balance
 
     async def speaks_08(self) -> bool:
         """True when barkd answers in its 0.8 dialect (new balance fields, round states, retry_for_secs)."""
@@ -295,7 +573,7 @@ class BarkdClient:
             movements = [m for m in movements if _matches(m, type_ or "", value or "")]
         return movements
 
-    async def label_movement(self, movement_id: int, patch: dict[str, Any]) -> None:
+    async def label_movement(self, movement_id: int, patch: Mapping[str, Any]) -> None:
         """Merge ``patch`` into a movement's metadata (RFC 7396; barkd answers 200 with no body)."""
         await self.request("POST", f"/api/v1/history/{movement_id}/metadata", json=patch)
 
@@ -308,10 +586,11 @@ class BarkdClient:
 
     async def wait_notifications(
         self, since: str | None, *, timeout_s: float = 40.0
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[Notification], str | None]:
+        """Notifications after ``since`` (barkd's ``last_pushed_at`` cursor), and the new cursor."""
         params = {"since": since} if since else None
         body = await self.request("GET", "/api/v1/notifications/wait", params=params, timeout_s=timeout_s)
-        return list(body.get("notifications") or []), body.get("last_pushed_at")
+        return [parse_notification(item) for item in body.get("notifications") or []], body.get("last_pushed_at")
 
     # --- operator: refresh, rounds, exits, offboard, fees ---
     # Replies are barkd's JSON with every ``*_sat`` key renamed ``*_sats`` (recursively).
@@ -327,45 +606,52 @@ class BarkdClient:
             return [BarkdClient._in_sats(item) for item in value]
         return value
 
-    async def vtxo_list(self, *, all_states: bool = False) -> list[dict[str, Any]]:
-        """VTXOs with ``amount_sats``; ``state.type`` is spendable, locked, spent or exited."""
-        return list(self._in_sats(await self.vtxos(all_states=all_states)))
+    async def vtxo_list(self, *, all_states: bool = False) -> list[Vtxo]:
+        """The wallet's VTXOs (only the live ones unless ``all_states``)."""
+        return [parse_vtxo(item) for item in self._in_sats(await self.vtxos(all_states=all_states))]
 
-    async def refresh_vtxos(self, vtxo_ids: list[str]) -> dict[str, Any]:
-        """Register a round participation refreshing these VTXOs (PendingRoundInfo)."""
-        return dict(self._in_sats(await self.request("POST", "/api/v1/wallet/refresh/vtxos", json={"vtxos": vtxo_ids})))
+    async def refresh_vtxos(self, vtxo_ids: list[str]) -> RoundInfo:
+        """Register a round participation refreshing these VTXOs."""
+        body = await self.request("POST", "/api/v1/wallet/refresh/vtxos", json={"vtxos": vtxo_ids})
+        return parse_round(dict(self._in_sats(body)))
 
-    async def refresh_delegated(self, vtxo_ids: list[str], height: int | None) -> dict[str, Any]:
+    async def refresh_delegated(self, vtxo_ids: list[str], height: int | None) -> RoundInfo:
         """Hand a signed participation to the server, scheduled for block ``height`` (barkd 0.5+)."""
         payload: dict[str, Any] = {"vtxos": vtxo_ids}
         if height is not None:
             payload["height"] = height
-        return dict(self._in_sats(await self.request("POST", "/api/v1/wallet/refresh/delegated/vtxos", json=payload)))
+        body = await self.request("POST", "/api/v1/wallet/refresh/delegated/vtxos", json=payload)
+        return parse_round(dict(self._in_sats(body)))
 
-    async def refresh_all(self) -> dict[str, Any]:
-        return dict(self._in_sats(await self.request("POST", "/api/v1/wallet/refresh/all")))
+    async def refresh_all(self) -> RoundInfo:
+        return parse_round(dict(self._in_sats(await self.request("POST", "/api/v1/wallet/refresh/all"))))
 
-    async def pending_rounds(self) -> list[dict[str, Any]]:
-        return list(self._in_sats(await self.request("GET", "/api/v1/wallet/rounds")))
+    async def pending_rounds(self) -> list[RoundInfo]:
+        return [parse_round(item) for item in self._in_sats(await self.request("GET", "/api/v1/wallet/rounds"))]
 
     async def next_round_start(self) -> str | None:
         body = await self.request("GET", "/api/v1/wallet/next-round")
         return body.get("start_time") if isinstance(body, dict) else None
 
-    async def onchain_balance(self) -> dict[str, Any]:
-        return dict(self._in_sats(await self.request("GET", "/api/v1/onchain/balance")))
+    async def onchain_balance(self) -> OnchainBalance:
+        body = dict(self._in_sats(await self.request("GET", "/api/v1/onchain/balance")))
+        return OnchainBalance(
+            confirmed_sats=int(body.get("confirmed_sats") or 0),
+            trusted_pending_sats=int(body.get("trusted_pending_sats") or 0),
+            raw=body,
+        )
 
     async def onchain_address(self) -> str:
         return str((await self.request("POST", "/api/v1/onchain/addresses/next"))["address"])
 
-    async def fee_send_onchain(self, address: str, amount_sats: int) -> dict[str, Any]:
-        """{gross_amount_sats, fee_sats, net_amount_sats, vtxos_spent}; the fee comes on top of the amount."""
+    async def fee_send_onchain(self, address: str, amount_sats: int) -> FeeEstimate:
+        """The fee of sending ``amount_sats`` on-chain (it comes on top of the amount)."""
         params = {"amount_sat": amount_sats, "address": address}
-        return dict(self._in_sats(await self.request("GET", "/api/v1/fees/send-onchain", params=params)))
+        return parse_fee(self._in_sats(await self.request("GET", "/api/v1/fees/send-onchain", params=params)))
 
-    async def fee_lightning_pay(self, amount_sats: int) -> dict[str, Any]:
+    async def fee_lightning_pay(self, amount_sats: int) -> FeeEstimate:
         params = {"amount_sat": amount_sats}
-        return dict(self._in_sats(await self.request("GET", "/api/v1/fees/lightning/pay", params=params)))
+        return parse_fee(self._in_sats(await self.request("GET", "/api/v1/fees/lightning/pay", params=params)))
 
     async def send_onchain(self, destination: str, amount_sats: int) -> str:
         """Pay an exact amount on-chain from VTXOs; returns the offboard txid."""
@@ -382,23 +668,18 @@ class BarkdClient:
 
     async def lightning_pay(
         self, destination: str, amount_sats: int | None, *, retry_for_secs: int | None = None
-    ) -> dict[str, Any]:
+    ) -> PaymentSent:
         payload: dict[str, Any] = {"destination": destination, **await self._retry_field(retry_for_secs)}
         if amount_sats is not None:
             payload["amount_sat"] = amount_sats
-        return dict(self._in_sats(await self.request("POST", "/api/v1/lightning/pay", json=payload)))
+        return _sent(await self.request("POST", "/api/v1/lightning/pay", json=payload))
 
-    async def send_ark(
-        self, destination: str, amount_sats: int, *, retry_for_secs: int | None = None
-    ) -> dict[str, Any]:
+    async def send_ark(self, destination: str, amount_sats: int, *, retry_for_secs: int | None = None) -> PaymentSent:
         """An arkoor payment to an Ark address; final when the call returns."""
         payload = {"destination": destination, "amount_sat": amount_sats, **await self._retry_field(retry_for_secs)}
-        body = await self.request("POST", "/api/v1/wallet/send", json=payload)
-        return dict(self._in_sats(body))
+        return _sent(await self.request("POST", "/api/v1/wallet/send", json=payload))
 
-    async def exit_fee(
-        self, vtxo_ids: list[str] | None, *, fee_rate_sat_per_vb: int | None = None
-    ) -> dict[str, Any] | None:
+    async def exit_fee(self, vtxo_ids: list[str] | None, *, fee_rate_sat_per_vb: int | None = None) -> ExitFee | None:
         """Exit fee estimate (barkd after 0.6.0); None when this barkd has no such endpoint."""
         params: dict[str, Any] = {}
         if vtxo_ids:
@@ -411,7 +692,7 @@ class BarkdClient:
             if exc.http_status in (404, 405) and not isinstance(exc.body, dict):
                 return None  # the route itself is missing (bare-string 404), not a VTXO
             raise
-        return dict(self._in_sats(body))
+        return parse_exit_fee(dict(self._in_sats(body)))
 
     async def start_exits(self, vtxo_ids: list[str] | None) -> None:
         if vtxo_ids is None:
@@ -419,13 +700,19 @@ class BarkdClient:
         else:
             await self.request("POST", "/api/v1/exits/start/vtxos", json={"vtxos": vtxo_ids})
 
-    async def progress_exits(self, *, fee_rate_sat_per_kvb: int | None = None) -> dict[str, Any]:
+    async def progress_exits(self, *, fee_rate_sat_per_kvb: int | None = None) -> ExitProgress:
         payload = {"fee_rate": fee_rate_sat_per_kvb} if fee_rate_sat_per_kvb is not None else {}
-        return dict(self._in_sats(await self.request("POST", "/api/v1/exits/progress", json=payload)))
+        body = dict(self._in_sats(await self.request("POST", "/api/v1/exits/progress", json=payload)))
+        done, height = body.get("done"), body.get("claimable_height")
+        return ExitProgress(
+            is_done=None if done is None else bool(done),
+            claimable_height=height if isinstance(height, int) else None,
+            errors=[e for e in body.get("exits") or [] if isinstance(e, dict) and e.get("error")],
+        )
 
     async def exit_statuses(
         self, which: str = "all", *, history: bool = False, transactions: bool = False
-    ) -> list[dict[str, Any]]:
+    ) -> list[ExitStatus]:
         """``which`` is all, live or finished."""
         params = {"history": str(history).lower(), "transactions": str(transactions).lower()}
         try:
@@ -434,11 +721,12 @@ class BarkdClient:
             if exc.http_status != 404 or isinstance(exc.body, dict) or which != "all":
                 raise
             body = await self.request("GET", "/api/v1/exits/status", params=params)  # barkd before 0.4.0
-        return list(self._in_sats(body))
+        return [parse_exit(item) for item in self._in_sats(body)]
 
-    async def exit_status(self, vtxo_id: str, *, history: bool = True, transactions: bool = False) -> dict[str, Any]:
+    async def exit_status(self, vtxo_id: str, *, history: bool = True, transactions: bool = False) -> ExitStatus:
         params = {"history": str(history).lower(), "transactions": str(transactions).lower()}
-        return dict(self._in_sats(await self.request("GET", f"/api/v1/exits/status/vtxo/{vtxo_id}", params=params)))
+        body = self._in_sats(await self.request("GET", f"/api/v1/exits/status/vtxo/{vtxo_id}", params=params))
+        return parse_exit(dict(body))
 
     async def claim_exits(
         self, destination: str, vtxo_ids: list[str] | None, *, fee_rate_sat_per_kvb: int | None = None

@@ -8,12 +8,13 @@ by ``arkgate admin reconcile --apply``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 import structlog
 
 from arkgate.errors import ArkgateError
 from arkgate.payments.barkd import BarkdClient, Movement
+from arkgate.payments.kinds import Rail
 from arkgate.payments.ledger import CreditResult
 
 log = structlog.get_logger("arkgate.labels")
@@ -21,8 +22,18 @@ log = structlog.get_logger("arkgate.labels")
 LABEL_KEY = "arkgate"
 
 
-def label_for(session_ids: list[int], rail: str) -> dict[str, Any]:
-    return {LABEL_KEY: {"session_ids": sorted(set(session_ids)), "rail": rail}}
+class Label(TypedDict):
+    session_ids: list[int]
+    rail: Rail
+
+
+# The merge patch barkd applies to the movement's metadata: ``{"arkgate": Label}``.
+class LabelPatch(TypedDict):
+    arkgate: Label
+
+
+def label_for(session_ids: list[int], rail: Rail) -> LabelPatch:
+    return {"arkgate": {"session_ids": sorted(set(session_ids)), "rail": rail}}  # LABEL_KEY
 
 
 def labelled_sessions(movement: Movement) -> list[int] | None:
@@ -34,7 +45,7 @@ def labelled_sessions(movement: Movement) -> list[int] | None:
     return [int(i) for i in ids if isinstance(i, int)] if isinstance(ids, list) else None
 
 
-async def label_credits(barkd: BarkdClient, movement: Movement, results: list[CreditResult], rail: str) -> None:
+async def label_credits(barkd: BarkdClient, movement: Movement, results: list[CreditResult], rail: Rail) -> None:
     """Stamp ``movement`` with the sessions ``results`` credited; never raises (crediting already happened)."""
     session_ids = [r.session_id for r in results if r.credited and r.session_id is not None]
     if not session_ids:

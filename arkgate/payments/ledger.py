@@ -32,6 +32,18 @@ from arkgate.db.engine import Database, utcnow
 from arkgate.payments import charging
 from arkgate.payments.batching import GroupCommit
 from arkgate.payments.charging import INTERRUPTED, ChargeRequest, Settled, SettlementRequest
+from arkgate.payments.kinds import (
+    CreditRail,
+    PayoutPurpose,
+    PayoutState,
+    PublicSessionStatus,
+    Rail,
+    SessionStatus,
+    as_payout_purpose,
+    as_payout_state,
+    as_rail,
+    as_session_status,
+)
 
 T = TypeVar("T")
 log = structlog.get_logger("arkgate.ledger")
@@ -74,17 +86,17 @@ def lightning_payment_key(payment_hash: str) -> str:
 class SessionInfo:
     id: int
     token_hash: str
-    status: str
+    status: SessionStatus
     balance_sats: int
     requested_sats: int
     ark_address: str | None
-    source: str
+    source: str  # api | l402 | mcp | free: who opened it (an open set, chosen by the callers)
     created_at: datetime
     expires_at: datetime
     funded_at: datetime | None
     last_call_at: datetime | None
 
-    def public_status(self, now: datetime | None = None) -> str:
+    def public_status(self, now: datetime | None = None) -> PublicSessionStatus:
         """awaiting_payment | active | expired (an unfunded or spent session past its expiry)."""
         now = now or utcnow()
         if self.balance_sats <= 0 and now >= self.expires_at:
@@ -96,7 +108,7 @@ class SessionInfo:
 class Credit:
     """One payment as barkd identifies it (BEHAVIOUR.md 3.5)."""
 
-    rail: str  # lightning | ark | free
+    rail: CreditRail
     payment_key: str
     amount_sats: int
     fee_sats: int = 0
@@ -123,6 +135,27 @@ class Charge:
     amount_sats: int
     balance_sats: int
     key_id: str | None = None  # the sub-key that made the call
+
+
+@dataclass(frozen=True, kw_only=True)
+class PayoutRecord:
+    """One withdrawal as the ``payouts`` table holds it (debited before barkd sends anything)."""
+
+    payout_id: str
+    session_id: int
+    rail: Rail
+    destination: str  # what barkd was asked to pay
+    amount_sats: int  # taken from the balance
+    fee_sats: int  # stated fee, part of amount_sats
+    net_sats: int  # what the destination receives
+    payment_hash: str | None  # Lightning: known before the send
+    movement_id: int | None  # barkd's movement for this send, once matched
+    state: PayoutState
+    reason: str | None  # why it failed
+    purpose: PayoutPurpose
+    created_at: datetime
+    deadline_at: datetime  # barkd's answer is overdue after this
+    settled_at: datetime | None
 
 
 @dataclass(kw_only=True)
@@ -611,10 +644,10 @@ class Ledger:
         amount_sats: int,
         fee_sats: int,
         net_sats: int,
-        rail: str,
+        rail: Rail,
         destination: str,
         payment_hash: str | None,
-        purpose: str,
+        purpose: PayoutPurpose,
         deadline_s: float,
     ) -> Charge:
         """Debit ``amount_sats`` (the one conditional debit) and record the payout ``pending``, before the send."""
@@ -658,7 +691,7 @@ class Ledger:
         )
 
     async def settle_payout(
-        self, payout_id: str, *, state: str, reason: str | None = None, movement_id: int | None = None
+        self, payout_id: str, *, state: PayoutState, reason: str | None = None, movement_id: int | None = None
     ) -> Settled | None:
         """End a pending payout once (``completed``, or ``failed`` and refunded); None if already settled."""
         request = charging.PayoutSettlement(
@@ -685,12 +718,12 @@ class Ledger:
         async with self.db.write() as conn:
             await conn.execute(update(t.sessions).where(t.sessions.c.id == session_id).values(status="closed"))
 
-    async def payout(self, payout_id: str) -> dict[str, Any] | None:
+    async def payout(self, payout_id: str) -> PayoutRecord | None:
         async with self.db.read() as conn:
             row = (await conn.execute(select(t.payouts).where(t.payouts.c.payout_id == payout_id))).first()
-        return None if row is None else dict(row._mapping)
+        return None if row is None else _payout(row)
 
-    async def payouts_of(self, session_id: int, *, limit: int = 100) -> list[dict[str, Any]]:
+    async def payouts_of(self, session_id: int, *, limit: int = 100) -> list[PayoutRecord]:
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(t.payouts)
@@ -698,12 +731,12 @@ class Ledger:
                 .order_by(t.payouts.c.id.desc())
                 .limit(limit)
             )
-            return [dict(row._mapping) for row in rows]
+            return [_payout(row) for row in rows]
 
-    async def pending_payouts(self) -> list[dict[str, Any]]:
+    async def pending_payouts(self) -> list[PayoutRecord]:
         async with self.db.read() as conn:
             rows = await conn.execute(select(t.payouts).where(t.payouts.c.state == "pending").order_by(t.payouts.c.id))
-            return [dict(row._mapping) for row in rows]
+            return [_payout(row) for row in rows]
 
     async def claimed_movement_ids(self, movement_ids: Iterable[int]) -> set[int]:
         wanted = list(set(movement_ids))
@@ -886,7 +919,7 @@ def _session(row: Any) -> SessionInfo:
     return SessionInfo(
         id=row.id,
         token_hash=row.token_hash,
-        status=row.status,
+        status=as_session_status(row.status),
         balance_sats=int(row.balance_sats),
         requested_sats=int(row.requested_sats),
         ark_address=row.ark_address,
@@ -895,4 +928,24 @@ def _session(row: Any) -> SessionInfo:
         expires_at=row.expires_at,
         funded_at=row.funded_at,
         last_call_at=row.last_call_at,
+    )
+
+
+def _payout(row: Any) -> PayoutRecord:
+    return PayoutRecord(
+        payout_id=str(row.payout_id),
+        session_id=int(row.session_id),
+        rail=as_rail(row.rail),
+        destination=str(row.destination),
+        amount_sats=int(row.amount_sats),
+        fee_sats=int(row.fee_sats),
+        net_sats=int(row.net_sats),
+        payment_hash=row.payment_hash,
+        movement_id=None if row.movement_id is None else int(row.movement_id),
+        state=as_payout_state(row.state),
+        reason=row.reason,
+        purpose=as_payout_purpose(row.purpose),
+        created_at=row.created_at,
+        deadline_at=row.deadline_at,
+        settled_at=row.settled_at,
     )

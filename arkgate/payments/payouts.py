@@ -18,21 +18,24 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Final, Literal
 
 import structlog
 
 from arkgate.db.engine import utcnow
 from arkgate.errors import ArkgateError, InputError, InsufficientBalanceError, RateLimitedError, WalletUnavailableError
-from arkgate.payments.barkd import ASSET_FIELDS, BarkdClient, BarkdError, Movement, invoice_details
+from arkgate.payments.barkd import BarkdClient, BarkdError, Movement, invoice_details
 from arkgate.payments.events import EventHub
-from arkgate.payments.ledger import Ledger, SessionInfo
+from arkgate.payments.kinds import PayoutPurpose, PayoutState, Rail
+from arkgate.payments.ledger import Ledger, PayoutRecord, SessionInfo
 from arkgate.settings import Settings
 
 log = structlog.get_logger("arkgate.payouts")
 
 ARK_DUST_SATS = 330  # barkd refuses arkoor sends below the dust limit
-COMPLETED, FAILED, PENDING = "completed", "failed", "pending"
+COMPLETED: Final = "completed"
+FAILED: Final = "failed"
+PENDING: Final = "pending"
 _CLAIM_ATTEMPTS = 20  # payouts of one amount to one address race for their movements
 
 
@@ -84,7 +87,7 @@ class PayoutPolicy:
 class Target:
     """A parsed destination: what barkd is asked to pay."""
 
-    rail: str  # lightning | ark | lnurl (a Lightning address or LNURL, not yet resolved)
+    rail: Rail | Literal["lnurl"]  # lnurl: a Lightning address or LNURL, not yet resolved
     value: str  # BOLT11 invoice, Ark address, Lightning address or LNURL
     invoice_sats: int | None = None  # a BOLT11 invoice's own amount (None: any amount)
     payment_hash: str | None = None
@@ -103,10 +106,10 @@ class Quote:
 class PayoutEvent:
     """One payout's outcome, for listeners (webhooks) and the session's event stream."""
 
-    type: str  # withdrawal.completed | withdrawal.failed
+    type: Literal["withdrawal.completed", "withdrawal.failed"]
     payout_id: str
     session_id: int
-    rail: str
+    rail: Rail
     destination: str
     amount_sats: int
     fee_sats: int
@@ -114,14 +117,14 @@ class PayoutEvent:
     refunded_sats: int
     balance_sats: int | None
     reason: str | None
-    purpose: str
+    purpose: PayoutPurpose
 
 
 @dataclass(frozen=True, kw_only=True)
 class PayoutResult:
     payout_id: str
-    state: str  # pending | completed | failed
-    rail: str
+    state: PayoutState
+    rail: Rail
     amount_sats: int
     fee_sats: int
     net_sats: int
@@ -222,7 +225,7 @@ class PayoutService:
         if target.rail == "ark":
             return 0  # arkoor payments carry no fee; barkd has no estimate for them
         estimate = await self.barkd.fee_lightning_pay(amount_sats)
-        return int(estimate.get("fee_sats") or 0)
+        return estimate.fee_sats
 
     # --- paying ----------------------------------------------------------------------------------
     async def withdraw(
@@ -231,10 +234,13 @@ class PayoutService:
         destination: str,
         amount_sats: int | None = None,
         *,
-        purpose: str = "withdraw",
+        purpose: PayoutPurpose = "withdraw",
         quote: Quote | None = None,
     ) -> PayoutResult:
         quote = quote or await self.quote(session, destination, amount_sats)
+        rail = quote.target.rail
+        if rail == "lnurl":  # only a fee estimate leaves it unresolved
+            raise InputError("this Lightning address was not resolved to an invoice")
         since = utcnow() - timedelta(hours=1)
         if purpose == "withdraw" and await self.ledger.payouts_since(session.id, since) >= self.policy.max_per_hour:
             raise RateLimitedError(
@@ -255,7 +261,7 @@ class PayoutService:
             amount_sats=quote.amount_sats,
             fee_sats=quote.fee_sats,
             net_sats=quote.net_sats,
-            rail=quote.target.rail,
+            rail=rail,
             destination=quote.target.value,
             payment_hash=quote.target.payment_hash,
             purpose=purpose,
@@ -271,7 +277,7 @@ class PayoutService:
                 refused = _barkd_message(exc)  # barkd answered: the send did not happen as asked
             except (WalletUnavailableError, TimeoutError):
                 log.warning("payout.unknown", payout_id=payout_id)  # settled later from barkd's history
-                return _result(payout_id, PENDING, quote, charge.balance_sats)
+                return _result(payout_id, PENDING, rail, quote, charge.balance_sats)
             await self._pause("after_send", payout_id)
             row = await self.ledger.payout(payout_id)
             assert row is not None
@@ -280,7 +286,7 @@ class PayoutService:
             self._sending.discard(payout_id)
         after = await self.ledger.session_by_id(session.id)
         balance = after.balance_sats if after is not None else charge.balance_sats
-        return _result(payout_id, state, quote, balance, reason)
+        return _result(payout_id, state, rail, quote, balance, reason)
 
     async def _send(self, quote: Quote) -> None:
         target = quote.target
@@ -293,8 +299,8 @@ class PayoutService:
     async def _check_solvency(self, quote: Quote) -> None:
         """After the payout the wallet must still cover every balance left (liabilities)."""
         balance = await self.barkd.balance()
-        spendable = int(balance.get("spendable_sat") or 0)
-        assets = sum(int(balance.get(name) or 0) for name in ASSET_FIELDS)  # as the operator overview counts
+        spendable = balance.spendable_sats
+        assets = balance.assets_sats  # as the operator overview counts
         liabilities = await self.ledger.liabilities_sats()
         leaves = quote.net_sats + quote.barkd_fee_sats
         if spendable < leaves or assets - leaves < liabilities - quote.amount_sats:
@@ -308,7 +314,7 @@ class PayoutService:
             await asyncio.Event().wait()
 
     # --- settling from barkd's state -----------------------------------------------------------------
-    async def resolve(self, payout: dict[str, Any], *, refused: str | None = None) -> tuple[str, str | None]:
+    async def resolve(self, payout: PayoutRecord, *, refused: str | None = None) -> tuple[PayoutState, str | None]:
         """Settle a pending payout from barkd's history; returns (state, reason), ``pending`` if still open.
 
         ``refused``: barkd answered the send with an error, so no movement means nothing was sent.
@@ -322,7 +328,7 @@ class PayoutService:
                 outcome = await self._settle(payout, FAILED, reason, movement.id)
             elif movement is None and refused is not None:
                 outcome = await self._settle(payout, FAILED, refused, None)
-            elif movement is None and utcnow() > payout["deadline_at"]:
+            elif movement is None and utcnow() > payout.deadline_at:
                 outcome = await self._settle(payout, FAILED, "barkd never sent it", None)
             else:
                 return PENDING, None
@@ -331,21 +337,18 @@ class PayoutService:
             # Still pending: a concurrent payout to the same destination claimed that movement first.
         return PENDING, None
 
-    async def _find_movement(self, payout: dict[str, Any]) -> Movement | None:
-        destination = str(payout["destination"])
-        if payout["movement_id"] is not None:
-            wanted: int | None = int(payout["movement_id"])
-        else:
-            wanted = None
-        if payout["rail"] == "lightning":
+    async def _find_movement(self, payout: PayoutRecord) -> Movement | None:
+        destination = payout.destination
+        wanted = payout.movement_id
+        if payout.rail == "lightning":
             is_offer = destination.lower().startswith("lno")
-            net = int(payout["net_sats"])
+            net = payout.net_sats
             candidates = [
                 m
                 for m in await self.barkd.history(type_="offer" if is_offer else "invoice", value=destination)
                 if m.subsystem == "bark.lightning_send"
                 and (
-                    (payout["payment_hash"] is not None and m.payment_hash == payout["payment_hash"])
+                    (payout.payment_hash is not None and m.payment_hash == payout.payment_hash)
                     # An offer is paid again and again: its payments differ only by amount (and id).
                     or any(d.value == destination and (not is_offer or d.amount_sats == net) for d in m.sent_to)
                 )
@@ -356,7 +359,7 @@ class PayoutService:
                 for m in await self.barkd.history(type_="ark", value=destination)
                 if m.subsystem == "bark.arkoor"
                 and m.kind == "send"
-                and any(d.value == destination and d.amount_sats == int(payout["net_sats"]) for d in m.sent_to)
+                and any(d.value == destination and d.amount_sats == payout.net_sats for d in m.sent_to)
             ]
         # A movement that settled another payout (the same invoice paid before, an earlier payout to
         # the same address) is never this one's.
@@ -367,27 +370,25 @@ class PayoutService:
         return min(free, key=lambda m: m.id) if free else None
 
     async def _settle(
-        self, payout: dict[str, Any], state: str, reason: str | None, movement_id: int | None
-    ) -> tuple[str, str | None]:
-        settled = await self.ledger.settle_payout(
-            str(payout["payout_id"]), state=state, reason=reason, movement_id=movement_id
-        )
+        self, payout: PayoutRecord, state: Literal["completed", "failed"], reason: str | None, movement_id: int | None
+    ) -> tuple[PayoutState, str | None]:
+        settled = await self.ledger.settle_payout(payout.payout_id, state=state, reason=reason, movement_id=movement_id)
         if settled is None:  # someone else settled it (or the movement was claimed): read what stands
-            row = await self.ledger.payout(str(payout["payout_id"]))
-            return (str(row["state"]), row["reason"]) if row is not None else (PENDING, None)
+            row = await self.ledger.payout(payout.payout_id)
+            return (row.state, row.reason) if row is not None else (PENDING, None)
         event = PayoutEvent(
-            type=f"withdrawal.{state}",
-            payout_id=str(payout["payout_id"]),
+            type="withdrawal.completed" if state == COMPLETED else "withdrawal.failed",
+            payout_id=payout.payout_id,
             session_id=settled.session_id,
-            rail=str(payout["rail"]),
-            destination=str(payout["destination"]),
-            amount_sats=int(payout["amount_sats"]),
-            fee_sats=int(payout["fee_sats"]),
-            net_sats=int(payout["net_sats"]),
+            rail=payout.rail,
+            destination=payout.destination,
+            amount_sats=payout.amount_sats,
+            fee_sats=payout.fee_sats,
+            net_sats=payout.net_sats,
             refunded_sats=settled.refunded_sats,
             balance_sats=settled.balance_sats,
             reason=reason,
-            purpose=str(payout["purpose"]),
+            purpose=payout.purpose,
         )
         self.events.publish(settled.session_id, asdict(event))
         for listener in list(self.listeners):
@@ -402,12 +403,12 @@ class PayoutService:
         """Settle every pending payout this process is not sending right now; returns how many ended."""
         ended = 0
         for payout in await self.ledger.pending_payouts():
-            if payout["payout_id"] in self._sending:
+            if payout.payout_id in self._sending:
                 continue
             try:
                 state, _ = await self.resolve(payout)
             except ArkgateError as exc:
-                log.warning("payout.recover_failed", payout_id=payout["payout_id"], error=str(exc))
+                log.warning("payout.recover_failed", payout_id=payout.payout_id, error=str(exc))
                 continue
             ended += state != PENDING
         return ended
@@ -432,11 +433,13 @@ def _require_balance(quote: Quote, balance_sats: int) -> None:
         )
 
 
-def _result(payout_id: str, state: str, quote: Quote, balance_sats: int, reason: str | None = None) -> PayoutResult:
+def _result(
+    payout_id: str, state: PayoutState, rail: Rail, quote: Quote, balance_sats: int, reason: str | None = None
+) -> PayoutResult:
     return PayoutResult(
         payout_id=payout_id,
         state=state,
-        rail=quote.target.rail,
+        rail=rail,
         amount_sats=quote.amount_sats,
         fee_sats=quote.fee_sats,
         net_sats=quote.net_sats,

@@ -36,8 +36,9 @@ import stamina
 import structlog
 import websockets
 
-from arkgate.payments.barkd import BarkdClient, BarkdError, Movement, parse_movement
+from arkgate.payments.barkd import BarkdClient, BarkdError, Movement, Notification, parse_notification
 from arkgate.payments.events import EventHub
+from arkgate.payments.kinds import Rail, WatcherMode
 from arkgate.payments.labels import label_credits
 from arkgate.payments.ledger import (
     ArkEntry,
@@ -49,6 +50,7 @@ from arkgate.payments.ledger import (
     ark_payment_key,
     lightning_payment_key,
 )
+from arkgate.timestamps import parse_instant
 
 log = structlog.get_logger("arkgate.watcher")
 
@@ -78,7 +80,7 @@ class PaymentWatcher:
         sync_interval_s: float = 1.0,
         sync_max_interval_s: float = 30.0,
         audit_interval_s: float = 3600.0,
-        on_credit: Callable[[CreditResult, str], None] | None = None,
+        on_credit: Callable[[CreditResult, Rail], None] | None = None,
     ) -> None:
         self.barkd = barkd
         self.ledger = ledger
@@ -89,7 +91,7 @@ class PaymentWatcher:
         self.sync_max_interval_s = sync_max_interval_s
         self.audit_interval_s = audit_interval_s
         self.on_credit = on_credit
-        self.mode = "starting"  # websocket | long-poll | polling | offline
+        self.mode: WatcherMode = "starting"
         self.connected = False
         self.last_event_at: float | None = None
         self.last_sync_at: float | None = None
@@ -262,7 +264,7 @@ class PaymentWatcher:
                 await self.reconcile()
                 self._ready.set()
                 async for frame in socket:
-                    await self.handle_notification(json.loads(frame))
+                    await self.handle_notification(parse_notification(json.loads(frame)))
             except (OSError, websockets.WebSocketException) as exc:
                 raise StreamClosedError(f"the notification stream broke: {exc!r}") from exc
         raise StreamClosedError("barkd closed the notification stream")
@@ -291,12 +293,12 @@ class PaymentWatcher:
             await self.audit_history()
 
     # --- events -----------------------------------------------------------------------
-    async def handle_notification(self, notification: dict[str, Any]) -> None:
-        kind = notification.get("type")
+    async def handle_notification(self, notification: Notification) -> None:
+        kind = notification.type
         self.last_event_at = time.monotonic()
         log.debug("watcher.event", type=kind)
-        if kind in ("movement-created", "movement-updated") and isinstance(notification.get("movement"), dict):
-            movement = parse_movement(notification["movement"])
+        if kind in ("movement-created", "movement-updated") and notification.movement is not None:
+            movement = notification.movement
             gap = kind == "movement-created" and self._is_gap(movement.id)
             await self.handle_movement(movement)
             if gap:  # movement ids only grow by one: an event for the ones between went missing
@@ -365,7 +367,7 @@ class PaymentWatcher:
         await label_credits(self.barkd, movement, [result], "lightning")
         return [result]
 
-    def _announce(self, result: CreditResult, rail: str) -> None:
+    def _announce(self, result: CreditResult, rail: Rail) -> None:
         if not result.credited:
             return
         log.info(
@@ -424,7 +426,7 @@ class PaymentWatcher:
         stored = await self._read_cursor()
         audited_at = stored.get("audited_at")
         if isinstance(audited_at, str):
-            age_s = (datetime.now(UTC) - datetime.fromisoformat(audited_at)).total_seconds()
+            age_s = (datetime.now(UTC) - parse_instant(audited_at)).total_seconds()
             if age_s < self.audit_interval_s:
                 return
         await self.audit_history()

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arkgate.errors import RateLimitedError
 from arkgate.settings import Settings
+from arkgate.timestamps import format_instant
 
 _SCOPE_KEY = "arkgate.rate_limit"
 
@@ -30,7 +31,7 @@ class RateWindow:
     reset_at: float  # epoch seconds
 
     def headers(self) -> dict[str, str]:
-        reset = datetime.fromtimestamp(self.reset_at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        reset = format_instant(datetime.fromtimestamp(self.reset_at, UTC))
         return {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(max(0, self.remaining)),

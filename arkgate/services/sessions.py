@@ -19,6 +19,7 @@ from arkgate.payments.barkd import BarkdClient, BarkdError, Invoice
 from arkgate.payments.ledger import Ledger, SessionInfo, hash_token, new_token
 from arkgate.services.auth import Caller
 from arkgate.settings import Settings
+from arkgate.timestamps import format_optional
 
 
 class Funding(BaseModel):
@@ -54,10 +55,6 @@ class Balance(BaseModel):
     expires_in: int
     ark_address: str | None
     funded: bool
-
-
-def iso(instant: datetime | None) -> str | None:
-    return None if instant is None else instant.isoformat(timespec="seconds") + "Z"
 
 
 def build_bip321(invoice: str | None, ark_address: str | None, amount_sats: int | None) -> str | None:
@@ -101,7 +98,7 @@ def funding_view(invoice: Invoice | None, address: str | None, amount_sats: int)
         lightning_invoice=bolt11,
         ark_address=address,
         payment_hash=invoice.payment_hash if invoice else None,
-        invoice_expires_at=iso(invoice.expires_at) if invoice else None,
+        invoice_expires_at=format_optional(invoice.expires_at) if invoice else None,
         bip321=build_bip321(bolt11, address, amount_sats),
     )
 
@@ -111,7 +108,7 @@ def balance_view(session: SessionInfo) -> Balance:
     return Balance(
         balance_sats=session.balance_sats,
         status=session.public_status(now),
-        expires_at=iso(session.expires_at) or "",
+        expires_at=format_optional(session.expires_at) or "",
         expires_in=max(0, int((session.expires_at - now).total_seconds())),
         ark_address=session.ark_address,
         funded=session.funded_at is not None,
@@ -146,9 +143,9 @@ def key_view(key: subkeys.SubKey, now: datetime) -> dict[str, Any]:
         "spent_sats": limits.spent_sats,
         "spent_today_sats": key.spent_today_sats(now),
         "remaining_sats": key.remaining_sats(now),
-        "created_at": iso(key.created_at),
-        "expires_at": iso(limits.expires_at),
-        "revoked_at": iso(limits.revoked_at),
+        "created_at": format_optional(key.created_at),
+        "expires_at": format_optional(limits.expires_at),
+        "revoked_at": format_optional(limits.revoked_at),
     }
 
 

@@ -34,6 +34,7 @@ from arkgate.db.engine import Database, utcnow
 from arkgate.errors import ArkgateError
 from arkgate.outbound.guard import OutboundGuard
 from arkgate.settings import Settings
+from arkgate.timestamps import format_instant, format_optional
 from arkgate.webhooks.signing import legacy_signature, new_message_id, signer_for, standard_headers
 
 log = structlog.get_logger("arkgate.webhooks")
@@ -70,8 +71,8 @@ class DeliveryRecord:
             "status": self.status,
             "attempts": self.attempts,
             "last_error": self.last_error,
-            "created_at": self.created_at,
-            "delivered_at": self.delivered_at,
+            "created_at": format_instant(self.created_at),
+            "delivered_at": format_optional(self.delivered_at),
             "payload": self.payload,
         }
         if with_session:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from arkgate.payments.kinds import CreditRail
+from arkgate.timestamps import format_instant, to_naive_utc
+
 PAYMENT_CREDITED = "payment.credited"
 BALANCE_LOW = "balance.low"
 SESSION_EXPIRING = "session.expiring"
@@ -29,8 +32,9 @@ SESSION_EVENTS = (
 OPERATOR_EVENTS = (PAYMENT_CREDITED, WITHDRAWAL_COMPLETED, WITHDRAWAL_FAILED)
 
 
-def iso(instant: datetime) -> str:
-    return instant.replace(tzinfo=None).isoformat() + "Z"
+def _key_instant(instant: datetime) -> str:
+    # Dedupe keys keep the microseconds (and the form rows already stored use), unlike the wire.
+    return to_naive_utc(instant).isoformat() + "Z"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +42,7 @@ class PaymentCredited:
     type: ClassVar[str] = PAYMENT_CREDITED
     session_id: int
     payment_key: str
-    rail: str  # lightning | ark | free
+    rail: CreditRail
     amount_sats: int
     balance_sats: int | None
     is_late: bool = False
@@ -81,10 +85,10 @@ class SessionExpiring:
 
     @property
     def dedupe_key(self) -> str:
-        return f"{self.session_id}:{iso(self.expires_at)}"
+        return f"{self.session_id}:{_key_instant(self.expires_at)}"
 
     def data(self) -> dict[str, Any]:
-        return {"expires_at": iso(self.expires_at), "balance_sats": self.balance_sats}
+        return {"expires_at": format_instant(self.expires_at), "balance_sats": self.balance_sats}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,4 +154,4 @@ def body(event: WebhookEvent, created_at: datetime, *, include_session: bool = F
     data = event.data()
     if include_session:
         data = {"session_id": event.session_id, **data}
-    return {"type": event.type, "timestamp": iso(created_at), "data": data}
+    return {"type": event.type, "timestamp": format_instant(created_at), "data": data}

@@ -21,8 +21,10 @@ from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
 from arkgate.outbound.guard import OutboundGuard
 from arkgate.payments.charging import Settled
+from arkgate.payments.kinds import as_credit_rail
 from arkgate.payments.ledger import CreditResult
 from arkgate.settings import Settings
+from arkgate.timestamps import to_naive_utc
 from arkgate.webhooks import events as ev
 from arkgate.webhooks.delivery import Deliverer
 
@@ -117,8 +119,8 @@ class Webhooks:
             return
         event = ev.PaymentCredited(
             session_id=result.session_id,
-            payment_key=result.payment_key or f"{rail}:{result.session_id}:{utcnow().isoformat()}",
-            rail=rail,
+            payment_key=result.payment_key or f"{rail}:{result.session_id}:{to_naive_utc(utcnow()).isoformat()}",
+            rail=as_credit_rail(rail),
             amount_sats=result.amount_sats,
             balance_sats=result.balance_sats,
             is_late=result.is_late,
@@ -187,7 +189,7 @@ class Webhooks:
                 session_id=session_id,
                 balance_sats=balance_sats,
                 threshold_sats=threshold,
-                crossing=now.isoformat(),
+                crossing=to_naive_utc(now).isoformat(),  # the form keys already stored use
             )
         )
         return True
@@ -269,7 +271,7 @@ class Webhooks:
             event = ev.PaymentCredited(
                 session_id=int(row.session_id),
                 payment_key=row.payment_key,
-                rail=row.rail,
+                rail=as_credit_rail(row.rail),
                 amount_sats=int(row.amount_sats),
                 balance_sats=None,  # not known after the fact
                 is_late=bool(row.is_late),

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from arkgate.admin.console import console_of
 from arkgate.admin.monitor import Monitor
 from arkgate.db import tables as t
+from arkgate.payments.barkd import Vtxo
 from arkgate.payments.ledger import hash_token
 from arkgate.settings import Settings
 from arkgate.simulator.server import SimulatorServer
@@ -93,8 +94,9 @@ async def test_refresh_batches_small_vtxos_waits_out_a_dear_fee_and_alerts_on_fa
             sim.mine(50)
             for _ in range(3):
                 await funded_session(gw, sim, 500)
-            [big_vtxo] = [v for v in await gw.runtime.barkd.vtxo_list() if v["amount_sats"] == 5000]
-            sim.mine(big_vtxo["expiry_height"] - 10 - sim.state()["tip_height"])  # the big one is due
+            [big_vtxo] = [v for v in await gw.runtime.barkd.vtxo_list() if v.amount_sats == 5000]
+            assert big_vtxo.expiry_height is not None
+            sim.mine(big_vtxo.expiry_height - 10 - sim.state()["tip_height"])  # the big one is due
 
             async def entries(status: str) -> list[dict[str, Any]]:
                 return [e for e in await log_entries(gw, "refresh") if e["status"] == status]
@@ -113,7 +115,7 @@ async def test_refresh_batches_small_vtxos_waits_out_a_dear_fee_and_alerts_on_fa
             assert len(registered["detail"]["vtxos"]) == 4
             assert registered["detail"]["mode"] == ("delegated" if V08 else "interactive")
             if V08:
-                assert registered["detail"]["scheduled_height"] < big_vtxo["expiry_height"]
+                assert registered["detail"]["scheduled_height"] < big_vtxo.expiry_height
             sim.mine(max(1, (registered["detail"]["scheduled_height"] or 0) - sim.state()["tip_height"]))
             await wait_for(lambda: entries("failed"))
             assert "refresh_failed" in await alert_names(gw)
@@ -151,12 +153,12 @@ async def test_a_refused_delegation_falls_back_to_an_interactive_refresh(operato
         assert entry["detail"]["scheduled_height"] is None
         simulator.mine(1)
         fresh = await wait_for(lambda: _fresh_vtxo(gw, vtxo_expiry))
-        assert fresh["amount_sats"] == 4000
+        assert fresh.amount_sats == 4000
 
 
-async def _fresh_vtxo(gw: Gateway, old_expiry: int) -> dict[str, Any] | None:
+async def _fresh_vtxo(gw: Gateway, old_expiry: int) -> Vtxo | None:
     vtxos = await gw.runtime.barkd.vtxo_list()
-    return next((v for v in vtxos if v["state"]["type"] == "spendable" and v["expiry_height"] > old_expiry), None)
+    return next((v for v in vtxos if v.state == "spendable" and (v.expiry_height or 0) > old_expiry), None)
 
 
 @pytest.mark.skipif(not V08, reason="vtxo-swept is a barkd 0.8 exit state")

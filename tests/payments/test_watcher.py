@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from arkgate.db import tables as t
 from arkgate.db.engine import utcnow
+from arkgate.payments.barkd import parse_notification
 from arkgate.payments.ledger import hash_token
 from tests.conftest import wait_for
 
@@ -86,7 +87,7 @@ async def test_channel_lagging_triggers_a_catch_up(paid_gateway_factory, simulat
         created = await gw.create_session(30)
         simulator.faults(drop_notifications=1)
         simulator.send_ark(created["funding"]["ark_address"], 30)
-        await gw.runtime.watcher.handle_notification({"type": "channel-lagging"})
+        await gw.runtime.watcher.handle_notification(parse_notification({"type": "channel-lagging"}))
         assert await gw.balance(created["token"]) == 30
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from arkgate.db import prepared
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
 from arkgate.payments import charging
@@ -194,6 +195,14 @@ class Ledger:
         if group_commit and database.sqlite_path is not None and database.write_lock is not None:
             self._group = GroupCommit(
                 database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous
+            )
+        # PostgreSQL: the common charge and settlement as one prepared statement each (``charging.py``).
+        self._one_statement: tuple[prepared.DriverStatement, prepared.DriverStatement] | None = None
+        if prepared.supports(database):
+            dialect = database.engine.dialect
+            self._one_statement = (
+                prepared.DriverStatement(charging.CHARGE_STATEMENT, dialect),
+                prepared.DriverStatement(charging.SETTLE_STATEMENT, dialect),
             )
 
     def close(self) -> None:
@@ -542,7 +551,11 @@ class Ledger:
             deadline_at=now + timedelta(seconds=timeout_s + SWEEP_GRACE_S),
             endpoint_tags=endpoint_tags or (endpoint_id,),
         )
-        debited = await self._write(partial(charging.apply_charge, request=request), savepoint=idempotency is not None)
+        debited = await self._charge_in_one_statement(request)
+        if debited is None:
+            debited = await self._write(
+                partial(charging.apply_charge, request=request), savepoint=idempotency is not None
+            )
         return Charge(
             session_id=debited.session_id,
             call_id=call_id,
@@ -570,7 +583,9 @@ class Ledger:
             release_idempotency=release_idempotency,
             idempotent_reply=idempotent_reply,
         )
-        settled = await self._write(partial(charging.apply_settlement, request=request))
+        settled = await self._settle_in_one_statement(request)
+        if settled is None:
+            settled = await self._write(partial(charging.apply_settlement, request=request))
         if settled is not None and settled.refunded_sats > 0:
             # Every refund passes here (failed calls, unused reservations, the crash sweep).
             log.info(
@@ -585,6 +600,21 @@ class Ledger:
             if self.on_refund is not None:
                 self.on_refund(settled, reason)
         return settled
+
+    async def _charge_in_one_statement(self, request: ChargeRequest) -> charging.Debited | None:
+        """The debit, its ledger row and in-flight row in one round trip, where that applies; else None."""
+        params = charging.charge_statement_params(request)
+        if self._one_statement is None or params is None:
+            return None
+        row = await prepared.fetchrow(self.db, self._one_statement[0], params)
+        return None if row is None else charging.charged(row)
+
+    async def _settle_in_one_statement(self, request: SettlementRequest) -> Settled | None:
+        params = charging.settle_statement_params(request)
+        if self._one_statement is None or params is None:
+            return None
+        row = await prepared.fetchrow(self.db, self._one_statement[1], params)
+        return None if row is None else charging.settled(request, row)
 
     async def refund(self, charge: Charge, amount_sats: int, *, reason: str, release_idempotency: bool = False) -> int:
         """Settle the call giving back ``amount_sats`` of it; returns the session's balance.

@@ -1,0 +1,55 @@
+"""PostgreSQL's one-statement charge and settlement (``charging.CHARGE_STATEMENT``, ``SETTLE_STATEMENT``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from arkgate.db import migrate
+from arkgate.db.engine import Database
+from arkgate.errors import InsufficientBalanceError, InvalidTokenError
+from arkgate.payments.ledger import Ledger, hash_token
+from tests.databases import backends, scratch_database
+
+POSTGRES = [p for p in backends() if p.values[0] == "postgresql"]
+
+
+@pytest.mark.parametrize("kind", POSTGRES)
+async def test_a_plain_paid_call_is_two_driver_statements_and_keeps_the_ledger_exact(kind: str, tmp_path: Path) -> None:
+    async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
+        database = Database(url, pool_size=2)
+        try:
+            await migrate.upgrade(database)
+            ledger = Ledger(database, session_ttl_s=3600)
+            token_hash = hash_token("ak_prepared")
+            session_id = await ledger.open_session(token_hash=token_hash, requested_sats=0, ark_address=None)
+            await ledger.credit_free(session_id, 10)
+            through_sqlalchemy: list[str] = []
+            event.listen(
+                database.engine.sync_engine, "before_cursor_execute", lambda *a: through_sqlalchemy.append(a[2])
+            )
+
+            charge = await ledger.charge(token_hash, "qr-generate", 4)
+            assert through_sqlalchemy == []  # one prepared statement on the driver
+            assert (charge.session_id, charge.balance_sats) == (session_id, 6)
+            assert await ledger.in_flight_call_ids(session_id) == {charge.call_id}
+            through_sqlalchemy.clear()
+            settled = await ledger.settle(charge.call_id)
+            assert through_sqlalchemy == []
+            assert settled is not None and settled.refunded_sats == 0
+            assert await ledger.settle(charge.call_id) is None  # settled once (the general path agrees)
+            again = await ledger.charge(token_hash, "qr-generate", 4)
+
+            # A refund, an unknown token and too small a balance take the general path, with the same rules.
+            assert await ledger.refund(again, 4, reason="failed") == 6
+            with pytest.raises(InsufficientBalanceError):
+                await ledger.charge(token_hash, "qr-generate", 7)
+            with pytest.raises(InvalidTokenError):
+                await ledger.charge(hash_token("ak_unknown"), "qr-generate", 1)
+            assert (await ledger.session_by_id(session_id)).balance_sats == 6  # type: ignore[union-attr]
+            assert await ledger.in_flight_call_ids(session_id) == set()
+            assert await ledger.inconsistent_sessions() == []
+        finally:
+            await database.dispose()

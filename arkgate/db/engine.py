@@ -93,6 +93,12 @@ class Database:
                 # READ COMMITTED (PostgreSQL's default) keeps row locks only; every money rule is a
                 # conditional write on one row, so it needs nothing stronger.
                 kwargs["isolation_level"] = "READ COMMITTED"
+                from asyncmy.constants import CLIENT  # type: ignore[import-not-found]
+
+                # FOUND_ROWS: SQLAlchemy's own choice (rowcount counts matched rows, which the money
+                # rules test). MULTI_STATEMENTS: a paid call's charge is one multi-statement
+                # transaction, one round trip (``db/prepared.py``); every value is still bound.
+                kwargs["connect_args"] = {"client_flag": CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS}
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self.idle_check_s = idle_check_s
         self.idle_checks = 0  # round trips spent testing idle connections (the tests read it)

@@ -1,74 +1,136 @@
-"""SQLAlchemy Core statements run on the raw async driver, prepared once per pooled connection.
+"""SQLAlchemy Core statements sent on the raw async driver in one round trip.
 
 For the few hot statements (a paid call's charge and settlement) SQLAlchemy's per-execution work
-(result metadata, the async adapter's cursor, the transaction's BEGIN round trip) costs more than
-the statement itself. ``DriverStatement`` compiles a Core statement once for the engine's dialect;
-``fetchrow`` checks a connection out of the engine's own pool (its checkout test, recycling and
-disposal all still apply), prepares the statement on it the first time and keeps the prepared
-form in the connection's record, so it lives and dies with that connection. The statement runs
-on its own, outside any transaction: one statement, one round trip, committed by the server.
+(result metadata, the async adapter's cursor, a transaction's BEGIN and COMMIT round trips) costs
+more than the statements themselves. A ``DriverScript`` compiles Core statements once for the
+engine's dialect; ``fetchrow`` checks a connection out of the engine's own pool (its checkout test,
+recycling and disposal all still apply) and sends them in one round trip:
 
-Only asyncpg (PostgreSQL) is served: its prepared statements bind and execute in one round trip.
+- asyncpg (PostgreSQL): one statement, prepared the first time on each connection and kept in the
+  connection's pool record, so it lives and dies with that connection. It runs outside any
+  transaction: the server commits it on its own.
+- asyncmy (MariaDB): the statements as one multi-statement query (the engine enables
+  CLIENT_MULTI_STATEMENTS); the script ends with its own COMMIT. asyncmy has no server-side
+  prepared statements, so the SQL is compiled once per process and bound on the client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from arkgate.db.engine import Database
 
 _PREPARED = "arkgate.prepared"
+_NOT_BUILT: Any = object()
 
 
-class DriverStatement:
-    """One Core statement compiled for one dialect: its SQL and how to order and convert its binds."""
-
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        assert isinstance(compiled, SQLCompiler)
-        self.sql = compiled.string
-        names = compiled.positiontup or []
-        # Each bind converted exactly as SQLAlchemy would (a TypeDecorator's process_bind_param included).
-        self._binds: list[tuple[str, Callable[[Any], Any] | None]] = [
-            (name, compiled.binds[name].type.bind_processor(dialect)) for name in names
-        ]
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        return [params[name] if convert is None else convert(params[name]) for name, convert in self._binds]
+        return [params[name] if convert is None else convert(params[name]) for name, convert in self.binds]
 
 
-def supports(database: Database) -> bool:
-    """Whether ``fetchrow`` can run on this database's driver."""
-    return database.engine.dialect.driver == "asyncpg"
+class DriverScript:
+    """Statements for one round trip, built per dialect by ``build`` (None: not on this database)."""
+
+    def __init__(self, build: Callable[[Dialect], tuple[Any, ...] | None]) -> None:
+        self._build = build
+        self._compiled: _Compiled | None = _NOT_BUILT
+
+    def compiled(self, dialect: Dialect) -> _Compiled | None:
+        if self._compiled is not _NOT_BUILT:
+            return self._compiled
+        if dialect.server_version_info is None:
+            return None  # the engine has not connected yet: what the dialect supports is unknown
+        statements = self._build(dialect) if dialect.driver in ("asyncpg", "asyncmy") else None
+        self._compiled = None if statements is None else _compile(statements, dialect)
+        return self._compiled
 
 
-async def fetchrow(database: Database, statement: DriverStatement, params: Mapping[str, Any]) -> Any:
-    """The statement's first row (a mapping by column name) or None, in one round trip on asyncpg."""
-    arguments = statement.arguments(params)
+def _compile(statements: tuple[Any, ...], dialect: Dialect) -> _Compiled:
+    sql: list[str] = []
+    binds: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for statement in statements:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        sql.append(compiled.string)
+        # Each bind converted exactly as SQLAlchemy would (a TypeDecorator's process_bind_param included).
+        binds.extend((name, compiled.binds[name].type.bind_processor(dialect)) for name in compiled.positiontup or ())
+    return _Compiled(sql=";\n".join(sql), binds=tuple(binds))
+
+
+class NotApplicable(Exception):
+    """The script does not run on this database (or not yet): use the general path."""
+
+
+async def fetchrow(database: Database, script: DriverScript, params: Mapping[str, Any]) -> Any:
+    """The first row the script returns (a mapping by column name) or None; ``NotApplicable``."""
+    compiled = script.compiled(database.engine.dialect)
+    if compiled is None:
+        raise NotApplicable
+    arguments = compiled.arguments(params)
+    on_asyncpg = database.engine.dialect.driver == "asyncpg"
     async with database.engine.connect() as conn:
         pooled = await conn.get_raw_connection()
-        prepared: dict[str, Any] = pooled.info.setdefault(_PREPARED, {})
         driver: Any = pooled.driver_connection
         try:
-            ready = prepared.get(statement.sql)
-            if ready is None:
-                ready = prepared[statement.sql] = await driver.prepare(statement.sql)
-            return await ready.fetchrow(*arguments)
-        except Exception as error:
-            if _connection_lost(driver, error):
+            if on_asyncpg:
+                prepared: dict[str, Any] = pooled.info.setdefault(_PREPARED, {})
+                ready = prepared.get(compiled.sql)
+                if ready is None:
+                    ready = prepared[compiled.sql] = await driver.prepare(compiled.sql)
+                return await ready.fetchrow(*arguments)
+            return await _asyncmy_fetchrow(driver, compiled.sql, arguments)
+        except BaseException as error:
+            # asyncpg: one statement outside a transaction leaves nothing open. asyncmy: a failed
+            # script may leave its transaction open (the pool does no reset on return there), and one
+            # cancelled mid-way leaves the protocol in an unknown state.
+            clean = not _connection_lost(driver, error) and (
+                on_asyncpg or (isinstance(error, Exception) and await _rolled_back(driver))
+            )
+            if not clean:
                 # The pool must not hand this connection out again; the caller sees the error (the
                 # statement may or may not have committed: an in-flight call is left to the sweep).
-                pooled.invalidate(error)
+                pooled.invalidate(error if isinstance(error, Exception) else None)
             raise
 
 
-def _connection_lost(driver: Any, error: Exception) -> bool:
+async def _asyncmy_fetchrow(driver: Any, sql: str, arguments: list[Any]) -> Any:
+    from asyncmy.cursors import DictCursor  # type: ignore[import-not-found]
+
+    row = None
+    async with driver.cursor(DictCursor) as cursor:
+        await cursor.execute(sql, arguments)
+        while True:  # read every result, so the connection is ready for its next query
+            if cursor.description is not None:
+                rows = await cursor.fetchall()
+                row = rows[0] if rows else row
+            if not await cursor.nextset():
+                break
+    return row
+
+
+async def _rolled_back(driver: Any) -> bool:
+    try:
+        await driver.rollback()
+    except Exception:
+        return False
+    return True
+
+
+def _connection_lost(driver: Any, error: BaseException) -> bool:
     if isinstance(error, OSError | ConnectionError):
         return True
     is_closed = getattr(driver, "is_closed", None)
-    return callable(is_closed) and bool(is_closed())
+    if callable(is_closed):
+        return bool(is_closed())
+    transport = getattr(driver, "_transport", None)
+    return transport is not None and bool(transport.is_closing())

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, insert, literal, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, bindparam, case, delete, insert, literal, literal_column, or_, select, text, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 
 from arkgate.db import tables as t
@@ -399,30 +399,55 @@ def in_flight_row(request: ChargeRequest, session_id: int | None, key_id: str | 
     }
 
 
-# --- the same rules as one statement (PostgreSQL) --------------------------------------------------
+# --- the same rules in one round trip (PostgreSQL, MariaDB) ---------------------------------------
 # ``apply_charge`` for a session's own token without an Idempotency-Key is three writes: the
-# conditional debit, the debit row and the in-flight row. PostgreSQL runs them as one statement:
-# the debit (``_DEBIT_RETURNING``) as a data-modifying CTE, and both inserts of exactly the rows
-# ``debit_row`` and ``in_flight_row`` build, selected from the debited row, so they write nothing
-# when the debit matched nothing. One statement is atomic on its own: no BEGIN/COMMIT round trips.
-# When it matches nothing (a sub-key's token, an unknown token, too small a balance) the caller runs
-# ``apply_charge``, which tells these apart, spends sub-keys and raises the refusal.
+# conditional debit, the debit row and the in-flight row. They are sent in one round trip, built
+# from the same statements and rows (``_DEBIT``, ``debit_row``, ``in_flight_row``):
+# - PostgreSQL: one statement. The debit (``_DEBIT_RETURNING``) is a data-modifying CTE and both
+#   rows are inserted from the debited row, so nothing is inserted when the debit matched nothing.
+#   One statement is atomic on its own: no BEGIN/COMMIT round trips.
+# - MariaDB (no UPDATE ... RETURNING): one multi-statement transaction: the debit, its matched-row
+#   count kept in a session variable, both inserts and the read of the new balance only if it
+#   matched (our UPDATE holds the row lock, so the read sees our own write), then COMMIT.
+# When the debit matches nothing (a sub-key's token, an unknown token, too small a balance) nothing
+# was written and the caller runs ``apply_charge``, which tells these apart, spends sub-keys and
+# raises the refusal.
 _DEBITED = _DEBIT_RETURNING.cte("debited")
+_DEBIT_MATCHED = literal_column("@arkgate_debited") == literal_column("1")  # MariaDB: set after the debit
 
 
-def _rows_from_debited(table: Any, name: str) -> Any:
-    """``INSERT INTO table SELECT <the row's binds, session_id from the debit> FROM debited``."""
+def _rows_from(table: Any, name: str, session_id: Any, *where: Any) -> Any:
+    """``INSERT INTO table SELECT <the row's binds, session_id from the debited session>``."""
     columns = [column for column in table.c if column.name != "id"]  # ``calls.id``: the database's
     values = [
-        _DEBITED.c.id if column.name == "session_id" else bindparam(f"{name}_{column.name}", type_=column.type)
+        session_id if column.name == "session_id" else bindparam(f"{name}_{column.name}", type_=column.type)
         for column in columns
     ]
-    return insert(table).from_select([column.name for column in columns], select(*values)).cte(name)
+    return insert(table).from_select([column.name for column in columns], select(*values).where(*where))
 
 
 CHARGE_STATEMENT = select(_DEBITED.c.id, _DEBITED.c.balance_sats).add_cte(
-    _rows_from_debited(_calls, "debit_row"), _rows_from_debited(_flight, "in_flight_row")
+    _rows_from(_calls, "debit_row", _DEBITED.c.id).cte("debit_row"),
+    _rows_from(_flight, "in_flight_row", _DEBITED.c.id).cte("in_flight_row"),
 )
+_THIS_TOKEN = _sessions.c.token_hash == bindparam("p_token_hash")
+CHARGE_SCRIPT_MARIADB = (
+    _DEBIT,
+    text("SET @arkgate_debited = ROW_COUNT()"),  # matched rows: the engine sets CLIENT_FOUND_ROWS
+    _rows_from(_calls, "debit_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
+    _rows_from(_flight, "in_flight_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
+    select(_sessions.c.id, _sessions.c.balance_sats).where(_THIS_TOKEN, _DEBIT_MATCHED),
+    text("COMMIT"),
+)
+
+
+def charge_script(dialect: Dialect) -> tuple[Any, ...] | None:
+    """The statements that charge in one round trip on this database, or None (SQLite: the group commit)."""
+    if dialect.name == "postgresql":
+        return (CHARGE_STATEMENT,)
+    if dialect.name == "mysql" and getattr(dialect, "is_mariadb", False):
+        return CHARGE_SCRIPT_MARIADB
+    return None
 
 
 def charge_statement_params(request: ChargeRequest) -> dict[str, Any] | None:
@@ -505,6 +530,15 @@ def apply_settlement(conn: Connection, request: SettlementRequest) -> Settled | 
 # this is that DELETE, matching only such a row. When it matches nothing (the call had a key, or
 # was settled already) the caller runs ``apply_settlement``, which handles both.
 SETTLE_STATEMENT = _END_IN_FLIGHT_RETURNING.where(_flight.c.idem_key.is_(None))
+
+
+def settle_script(dialect: Dialect) -> tuple[Any, ...] | None:
+    """The statements that settle in one round trip (MariaDB: the DELETE, then COMMIT), or None."""
+    if dialect.name == "postgresql":
+        return (SETTLE_STATEMENT,)
+    if dialect.name == "mysql" and dialect.delete_returning:  # MariaDB has DELETE ... RETURNING
+        return (SETTLE_STATEMENT, text("COMMIT"))
+    return None
 
 
 def settle_statement_params(request: SettlementRequest) -> dict[str, Any] | None:

@@ -196,14 +196,9 @@ class Ledger:
             self._group = GroupCommit(
                 database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous
             )
-        # PostgreSQL: the common charge and settlement as one prepared statement each (``charging.py``).
-        self._one_statement: tuple[prepared.DriverStatement, prepared.DriverStatement] | None = None
-        if prepared.supports(database):
-            dialect = database.engine.dialect
-            self._one_statement = (
-                prepared.DriverStatement(charging.CHARGE_STATEMENT, dialect),
-                prepared.DriverStatement(charging.SETTLE_STATEMENT, dialect),
-            )
+        # PostgreSQL and MariaDB: the common charge and settlement in one round trip each (``charging.py``).
+        self._charge_script = prepared.DriverScript(charging.charge_script)
+        self._settle_script = prepared.DriverScript(charging.settle_script)
 
     def close(self) -> None:
         if self._group is not None:
@@ -604,16 +599,22 @@ class Ledger:
     async def _charge_in_one_statement(self, request: ChargeRequest) -> charging.Debited | None:
         """The debit, its ledger row and in-flight row in one round trip, where that applies; else None."""
         params = charging.charge_statement_params(request)
-        if self._one_statement is None or params is None:
+        if params is None:
             return None
-        row = await prepared.fetchrow(self.db, self._one_statement[0], params)
+        try:
+            row = await prepared.fetchrow(self.db, self._charge_script, params)
+        except prepared.NotApplicable:
+            return None
         return None if row is None else charging.charged(row)
 
     async def _settle_in_one_statement(self, request: SettlementRequest) -> Settled | None:
         params = charging.settle_statement_params(request)
-        if self._one_statement is None or params is None:
+        if params is None:
             return None
-        row = await prepared.fetchrow(self.db, self._one_statement[1], params)
+        try:
+            row = await prepared.fetchrow(self.db, self._settle_script, params)
+        except prepared.NotApplicable:
+            return None
         return None if row is None else charging.settled(request, row)
 
     async def refund(self, charge: Charge, amount_sats: int, *, reason: str, release_idempotency: bool = False) -> int:

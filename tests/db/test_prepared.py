@@ -1,4 +1,4 @@
-"""PostgreSQL's one-statement charge and settlement (``charging.CHARGE_STATEMENT``, ``SETTLE_STATEMENT``)."""
+"""The charge and settlement in one round trip each on PostgreSQL and MariaDB (``charging.charge_script``)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from arkgate.errors import InsufficientBalanceError, InvalidTokenError
 from arkgate.payments.ledger import Ledger, hash_token
 from tests.databases import backends, scratch_database
 
-POSTGRES = [p for p in backends() if p.values[0] == "postgresql"]
+SERVERS = [p for p in backends() if p.values[0] != "sqlite"]
 
 
-@pytest.mark.parametrize("kind", POSTGRES)
-async def test_a_plain_paid_call_is_two_driver_statements_and_keeps_the_ledger_exact(kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_a_plain_paid_call_is_two_driver_round_trips_and_keeps_the_ledger_exact(kind: str, tmp_path: Path) -> None:
     async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
         database = Database(url, pool_size=2)
         try:
@@ -32,7 +32,7 @@ async def test_a_plain_paid_call_is_two_driver_statements_and_keeps_the_ledger_e
             )
 
             charge = await ledger.charge(token_hash, "qr-generate", 4)
-            assert through_sqlalchemy == []  # one prepared statement on the driver
+            assert through_sqlalchemy == []  # one round trip on the driver
             assert (charge.session_id, charge.balance_sats) == (session_id, 6)
             assert await ledger.in_flight_call_ids(session_id) == {charge.call_id}
             through_sqlalchemy.clear()

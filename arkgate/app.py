@@ -199,6 +199,7 @@ def create_app(settings: Settings, *, catalog: Catalog | None = None) -> FastAPI
             tags=[endpoint.category],
             openapi_extra={"x-cost-sats": endpoint.listed_price_sats(settings), "x-category": endpoint.category},
         )
+    app.router.routes[0:0] = metering.lean_paid_routes(rt.catalog)  # served without FastAPI's dependency machinery
     for name in PARTS:
         importlib.import_module(name).install(app, rt)
     app.add_middleware(RateLimitHeaders)

@@ -33,9 +33,19 @@ _NOT_BUILT: Any = object()
 class _Compiled:
     sql: str
     binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    # The returned columns that SQLAlchemy would convert (a TypeDecorator's process_result_value).
+    results: tuple[tuple[str, Callable[[Any], Any]], ...]
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] if convert is None else convert(params[name]) for name, convert in self.binds]
+
+    def row(self, raw: Any) -> dict[str, Any] | None:
+        if raw is None:
+            return None
+        row = dict(raw.items())
+        for name, convert in self.results:
+            row[name] = convert(row[name])
+        return row
 
 
 class DriverScript:
@@ -58,21 +68,26 @@ class DriverScript:
 def _compile(statements: tuple[Any, ...], dialect: Dialect) -> _Compiled:
     sql: list[str] = []
     binds: list[tuple[str, Callable[[Any], Any] | None]] = []
+    results: list[tuple[str, Callable[[Any], Any]]] = []
     for statement in statements:
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         sql.append(compiled.string)
         # Each bind converted exactly as SQLAlchemy would (a TypeDecorator's process_bind_param included).
         binds.extend((name, compiled.binds[name].type.bind_processor(dialect)) for name in compiled.positiontup or ())
-    return _Compiled(sql=";\n".join(sql), binds=tuple(binds))
+        for column in getattr(statement, "exported_columns", ()):
+            convert = column.type.result_processor(dialect, None)
+            if convert is not None:
+                results.append((column.name, convert))
+    return _Compiled(sql=";\n".join(sql), binds=tuple(binds), results=tuple(results))
 
 
 class NotApplicable(Exception):
     """The script does not run on this database (or not yet): use the general path."""
 
 
-async def fetchrow(database: Database, script: DriverScript, params: Mapping[str, Any]) -> Any:
-    """The first row the script returns (a mapping by column name) or None; ``NotApplicable``."""
+async def fetchrow(database: Database, script: DriverScript, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first row the script returns (by column name) or None; ``NotApplicable`` if it cannot run here."""
     compiled = script.compiled(database.engine.dialect)
     if compiled is None:
         raise NotApplicable
@@ -87,8 +102,8 @@ async def fetchrow(database: Database, script: DriverScript, params: Mapping[str
                 ready = prepared.get(compiled.sql)
                 if ready is None:
                     ready = prepared[compiled.sql] = await driver.prepare(compiled.sql)
-                return await ready.fetchrow(*arguments)
-            return await _asyncmy_fetchrow(driver, compiled.sql, arguments)
+                return compiled.row(await ready.fetchrow(*arguments))
+            return compiled.row(await _asyncmy_fetchrow(driver, compiled.sql, arguments))
         except BaseException as error:
             # asyncpg: one statement outside a transaction leaves nothing open. asyncmy: a failed
             # script may leave its transaction open (the pool does no reset on return there), and one

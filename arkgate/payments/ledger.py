@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import case, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import bindparam, case, func, insert, or_, select, text, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -199,6 +200,7 @@ class Ledger:
         # PostgreSQL and MariaDB: the common charge and settlement in one round trip each (``charging.py``).
         self._charge_script = prepared.DriverScript(charging.charge_script)
         self._settle_script = prepared.DriverScript(charging.settle_script)
+        self._session_script = prepared.DriverScript(_session_by_token_script)
 
     def close(self) -> None:
         if self._group is not None:
@@ -265,8 +267,12 @@ class Ledger:
         )
 
     async def session_by_token(self, token_hash: str) -> SessionInfo | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(t.sessions).where(t.sessions.c.token_hash == token_hash))).first()
+        try:  # every paid call's and balance poll's lookup: one round trip on the driver where it can
+            found = await prepared.fetchrow(self.db, self._session_script, {"p_token_hash": token_hash})
+            row: Any = None if found is None else SimpleNamespace(**found)
+        except prepared.NotApplicable:
+            async with self.db.read() as conn:
+                row = (await conn.execute(_SESSION_BY_TOKEN, {"p_token_hash": token_hash})).first()
         if row is None or not hmac.compare_digest(row.token_hash, token_hash):
             return None
         return _session(row)
@@ -911,6 +917,14 @@ class Ledger:
         async with self.db.read() as conn:
             total = (await conn.execute(select(func.coalesce(func.sum(t.sessions.c.balance_sats), 0)))).scalar_one()
         return int(total)
+
+
+_SESSION_BY_TOKEN = select(t.sessions).where(t.sessions.c.token_hash == bindparam("p_token_hash"))
+
+
+def _session_by_token_script(dialect: Dialect) -> tuple[Any, ...]:
+    # MariaDB: the SELECT opens a transaction (no autocommit); its COMMIT goes in the same round trip.
+    return (_SESSION_BY_TOKEN,) if dialect.name == "postgresql" else (_SESSION_BY_TOKEN, text("COMMIT"))
 
 
 def _session(row: Any) -> SessionInfo:

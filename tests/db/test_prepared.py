@@ -31,6 +31,12 @@ async def test_a_plain_paid_call_is_two_driver_round_trips_and_keeps_the_ledger_
                 database.engine.sync_engine, "before_cursor_execute", lambda *a: through_sqlalchemy.append(a[2])
             )
 
+            session = await ledger.session_by_token(token_hash)  # the lookup of every call and balance poll
+            assert through_sqlalchemy == []
+            assert session is not None and session.balance_sats == 10
+            assert session == await ledger.session_by_id(session_id)  # same values, same types, as SQLAlchemy's
+            assert await ledger.session_by_token(hash_token("ak_unknown")) is None
+            through_sqlalchemy.clear()
             charge = await ledger.charge(token_hash, "qr-generate", 4)
             assert through_sqlalchemy == []  # one round trip on the driver
             assert (charge.session_id, charge.balance_sats) == (session_id, 6)

@@ -80,6 +80,9 @@ class Database:
             # only connections idle for ``idle_check_s`` (and, free, asyncpg's own closed flag); recycling
             # bounds a connection's age.
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+            # PostgreSQL keeps the pool's reset-on-return (ROLLBACK): SQLAlchemy's asyncpg adapter sends it
+            # only when a transaction is still open (a cancelled request), so a committed connection, or
+            # one used by ``db/prepared.py`` outside any transaction, goes back at no round trip.
             if self.url.startswith("mysql"):
                 # The pool's reset-on-return is a ROLLBACK after every COMMIT, a round trip on MariaDB
                 # (asyncpg skips it when no transaction is open). It is redundant here: every connection

@@ -122,7 +122,11 @@ def _round_trips(kind: str, server: str, database_url: str, url: str, token: str
             )
 
     paid, balance = asyncio.run(measure())
-    unit = "transactions (pg_stat_database)" if kind == "postgresql" else "statements + pings (global status)"
+    unit = (
+        "transactions (pg_stat_database)"
+        if kind == "postgresql"
+        else "statements + pings (global status; each statement of a multi-statement query counts)"
+    )
     return paid, balance, unit
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -120,6 +121,8 @@ class Database:
         if self.is_sqlite:
             path = self.url.split(":///", 1)[-1].split("?", 1)[0]
             self.sqlite_path = path if path and path != ":memory:" else None
+        # SQLite: the stdlib connection ``db/prepared.py`` reads hot rows with, on the event loop's thread.
+        self.sqlite_reader: sqlite3.Connection | None = None
 
     def _check_on_checkout(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         """Replace a dead pooled connection before the caller's first statement can fail on it.
@@ -163,6 +166,9 @@ class Database:
             yield conn
 
     async def dispose(self) -> None:
+        if self.sqlite_reader is not None:
+            self.sqlite_reader.close()
+            self.sqlite_reader = None
         await self.engine.dispose()
 
 

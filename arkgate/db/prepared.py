@@ -9,6 +9,10 @@ recycling and disposal all still apply) and sends them in one round trip:
 - asyncpg (PostgreSQL): one statement, prepared the first time on each connection and kept in the
   connection's pool record, so it lives and dies with that connection. It runs outside any
   transaction: the server commits it on its own.
+- SQLite: reads only (a token lookup), on a stdlib ``sqlite3`` connection used on the event loop's
+  thread: one indexed row costs microseconds, where aiosqlite's thread hop and SQLAlchemy's layers
+  cost hundreds. In WAL mode a reader never waits for the writer; a busy database (a rare WAL
+  recovery) fails fast with ``NotApplicable`` instead of blocking the loop, and the general path runs.
 - asyncmy (MariaDB): the statements as one multi-statement query (the engine enables
   CLIENT_MULTI_STATEMENTS); the script ends with its own COMMIT. asyncmy has no server-side
   prepared statements, so the SQL is compiled once per process and bound on the client.
@@ -16,6 +20,7 @@ recycling and disposal all still apply) and sends them in one round trip:
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,9 +63,9 @@ class DriverScript:
     def compiled(self, dialect: Dialect) -> _Compiled | None:
         if self._compiled is not _NOT_BUILT:
             return self._compiled
-        if dialect.server_version_info is None:
+        if dialect.server_version_info is None and dialect.name != "sqlite":
             return None  # the engine has not connected yet: what the dialect supports is unknown
-        statements = self._build(dialect) if dialect.driver in ("asyncpg", "asyncmy") else None
+        statements = self._build(dialect) if dialect.driver in ("asyncpg", "asyncmy", "aiosqlite") else None
         self._compiled = None if statements is None else _compile(statements, dialect)
         return self._compiled
 
@@ -74,9 +79,13 @@ def _compile(statements: tuple[Any, ...], dialect: Dialect) -> _Compiled:
         assert isinstance(compiled, SQLCompiler)
         sql.append(compiled.string)
         # Each bind converted exactly as SQLAlchemy would (a TypeDecorator's process_bind_param included).
-        binds.extend((name, compiled.binds[name].type.bind_processor(dialect)) for name in compiled.positiontup or ())
+        # ``dialect_impl``: the type SQLAlchemy itself would use on this dialect (its variant, its own impl).
+        binds.extend(
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.positiontup or ()
+        )
         for column in getattr(statement, "exported_columns", ()):
-            convert = column.type.result_processor(dialect, None)
+            convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
             if convert is not None:
                 results.append((column.name, convert))
     return _Compiled(sql=";\n".join(sql), binds=tuple(binds), results=tuple(results))
@@ -92,6 +101,8 @@ async def fetchrow(database: Database, script: DriverScript, params: Mapping[str
     if compiled is None:
         raise NotApplicable
     arguments = compiled.arguments(params)
+    if database.is_sqlite:
+        return compiled.row(_sqlite_fetchrow(database, compiled.sql, arguments))
     on_asyncpg = database.engine.dialect.driver == "asyncpg"
     async with database.engine.connect() as conn:
         pooled = await conn.get_raw_connection()
@@ -116,6 +127,22 @@ async def fetchrow(database: Database, script: DriverScript, params: Mapping[str
                 # statement may or may not have committed: an in-flight call is left to the sweep).
                 pooled.invalidate(error if isinstance(error, Exception) else None)
             raise
+
+
+def _sqlite_fetchrow(database: Database, sql: str, arguments: list[Any]) -> Any:
+    if database.sqlite_path is None:
+        raise NotApplicable  # in-memory: another connection would see another database
+    reader = database.sqlite_reader
+    try:
+        if reader is None:
+            reader = sqlite3.connect(database.sqlite_path, timeout=0.05)
+            reader.execute("PRAGMA query_only=ON")  # this connection only ever reads
+            database.sqlite_reader = reader
+        cursor = reader.execute(sql, arguments)
+        row = cursor.fetchone()
+        return None if row is None else dict(zip((d[0] for d in cursor.description), row, strict=True))
+    except sqlite3.OperationalError as error:  # busy, or the file went away: the general path decides
+        raise NotApplicable from error
 
 
 async def _asyncmy_fetchrow(driver: Any, sql: str, arguments: list[Any]) -> Any:

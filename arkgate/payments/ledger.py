@@ -924,7 +924,7 @@ _SESSION_BY_TOKEN = select(t.sessions).where(t.sessions.c.token_hash == bindpara
 
 def _session_by_token_script(dialect: Dialect) -> tuple[Any, ...]:
     # MariaDB: the SELECT opens a transaction (no autocommit); its COMMIT goes in the same round trip.
-    return (_SESSION_BY_TOKEN,) if dialect.name == "postgresql" else (_SESSION_BY_TOKEN, text("COMMIT"))
+    return (_SESSION_BY_TOKEN, text("COMMIT")) if dialect.name == "mysql" else (_SESSION_BY_TOKEN,)
 
 
 def _session(row: Any) -> SessionInfo:

@@ -16,8 +16,35 @@ from tests.databases import backends, scratch_database
 SERVERS = [p for p in backends() if p.values[0] != "sqlite"]
 
 
+@pytest.mark.parametrize("kind", backends())
+async def test_the_token_lookup_skips_sqlalchemy_and_returns_what_it_would(kind: str, tmp_path: Path) -> None:
+    async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
+        database = Database(url, pool_size=2)
+        try:
+            await migrate.upgrade(database)
+            ledger = Ledger(database, session_ttl_s=3600, group_commit=False)
+            token_hash = hash_token("ak_lookup")
+            session_id = await ledger.open_session(token_hash=token_hash, requested_sats=0, ark_address=None)
+            await ledger.credit_free(session_id, 10)
+            through_sqlalchemy: list[str] = []
+            event.listen(
+                database.engine.sync_engine, "before_cursor_execute", lambda *a: through_sqlalchemy.append(a[2])
+            )
+            session = await ledger.session_by_token(token_hash)
+            assert through_sqlalchemy == []
+            assert session is not None and session == await ledger.session_by_id(session_id)
+            assert session.created_at is not None and session.funded_at is not None
+            assert await ledger.session_by_token(hash_token("ak_unknown")) is None
+            await ledger.charge(token_hash, "qr-generate", 3)
+            assert (await ledger.session_by_token(token_hash)).balance_sats == 7  # type: ignore[union-attr]
+        finally:
+            await database.dispose()
+
+
 @pytest.mark.parametrize("kind", SERVERS)
-async def test_a_plain_paid_call_is_two_driver_round_trips_and_keeps_the_ledger_exact(kind: str, tmp_path: Path) -> None:
+async def test_a_plain_paid_call_is_two_driver_round_trips_and_keeps_the_ledger_exact(
+    kind: str, tmp_path: Path
+) -> None:
     async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
         database = Database(url, pool_size=2)
         try:

@@ -135,13 +135,15 @@ def _sqlite_fetchrow(database: Database, sql: str, arguments: list[Any]) -> Any:
     reader = database.sqlite_reader
     try:
         if reader is None:
-            reader = sqlite3.connect(database.sqlite_path, timeout=0.05)
+            # Not tied to one thread: a Database may serve event loops in several (tests, benches);
+            # SQLite's default serialized mode makes the one connection safe to share.
+            reader = sqlite3.connect(database.sqlite_path, timeout=0.05, check_same_thread=False)
             reader.execute("PRAGMA query_only=ON")  # this connection only ever reads
             database.sqlite_reader = reader
         cursor = reader.execute(sql, arguments)
         row = cursor.fetchone()
         return None if row is None else dict(zip((d[0] for d in cursor.description), row, strict=True))
-    except sqlite3.OperationalError as error:  # busy, or the file went away: the general path decides
+    except sqlite3.Error as error:  # busy, or the file went away: the general path decides
         raise NotApplicable from error
 
 

@@ -116,16 +116,18 @@ async def fetchrow(database: Database, script: DriverScript, params: Mapping[str
                 return compiled.row(await ready.fetchrow(*arguments))
             return compiled.row(await _asyncmy_fetchrow(driver, compiled.sql, arguments))
         except BaseException as error:
-            # asyncpg: one statement outside a transaction leaves nothing open. asyncmy: a failed
-            # script may leave its transaction open (the pool does no reset on return there), and one
-            # cancelled mid-way leaves the protocol in an unknown state.
-            clean = not _connection_lost(driver, error) and (
-                on_asyncpg or (isinstance(error, Exception) and await _rolled_back(driver))
+            # asyncpg: a failed statement outside a transaction leaves nothing open. asyncmy: a failed
+            # script may leave its transaction open (the pool does no reset on return there). One
+            # cancelled mid-way may leave the protocol in an unknown state on either driver.
+            clean = (
+                isinstance(error, Exception)
+                and not _connection_lost(driver, error)
+                and (on_asyncpg or await _rolled_back(driver))
             )
             if not clean:
                 # The pool must not hand this connection out again; the caller sees the error (the
                 # statement may or may not have committed: an in-flight call is left to the sweep).
-                pooled.invalidate(error if isinstance(error, Exception) else None)
+                await conn.invalidate(error if isinstance(error, Exception) else None)
             raise
 
 

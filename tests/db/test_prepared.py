@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
-from arkgate.db import migrate
+from arkgate.db import migrate, prepared
 from arkgate.db.engine import Database
 from arkgate.errors import InsufficientBalanceError, InvalidTokenError
 from arkgate.payments.ledger import Ledger, hash_token
+from tests.conftest import wait_for
 from tests.databases import backends, scratch_database
 
 SERVERS = [p for p in backends() if p.values[0] != "sqlite"]
@@ -85,4 +87,43 @@ async def test_a_plain_paid_call_is_two_driver_round_trips_and_keeps_the_ledger_
             assert await ledger.in_flight_call_ids(session_id) == set()
             assert await ledger.inconsistent_sessions() == []
         finally:
+            await database.dispose()
+
+
+RUNNING = {  # the server id of the connection running the slow query
+    "postgresql": "SELECT max(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'",
+    "mysql": "SELECT max(id) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(30)%'",
+}
+BACKEND_ID = {"postgresql": "SELECT pg_backend_pid() AS x", "mysql": "SELECT CONNECTION_ID() AS x"}
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_a_driver_round_trip_cancelled_midway_never_returns_its_connection_to_the_pool(
+    kind: str, tmp_path: Path
+) -> None:
+    async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
+        database = Database(url, pool_size=1)
+        watcher = Database(url, pool_size=1)
+        try:
+            async with database.read() as conn:  # connected: the dialect knows its server
+                await conn.execute(text("SELECT 1"))
+            sleep = "SELECT pg_sleep(30) AS x" if kind == "postgresql" else "SELECT SLEEP(30) AS x"
+            slow = asyncio.ensure_future(
+                prepared.fetchrow(database, prepared.DriverScript(lambda _: (text(sleep),)), {})
+            )
+
+            async def running() -> int | None:
+                async with watcher.read() as conn:
+                    return (await conn.execute(text(RUNNING[kind]))).scalar_one()  # type: ignore[no-any-return]
+
+            busy = int(await wait_for(running))
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            # The next round trip runs on a fresh connection: the cancelled one was dropped, not pooled.
+            backend = await prepared.fetchrow(database, prepared.DriverScript(lambda _: (text(BACKEND_ID[kind]),)), {})
+            assert backend is not None and int(backend["x"]) != busy
+            assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        finally:
+            await watcher.dispose()
             await database.dispose()

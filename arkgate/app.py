@@ -214,6 +214,7 @@ def create_app(
             tags=[endpoint.category],
             openapi_extra={"x-cost-sats": endpoint.listed_price_sats(settings), "x-category": endpoint.category},
         )
+    app.router.routes[0:0] = metering.lean_paid_routes(rt.catalog)  # served without FastAPI's dependency machinery
     for install in PARTS:
         rt.add(install(app, rt))
     app.add_middleware(RateLimitHeaders)

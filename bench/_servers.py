@@ -180,13 +180,22 @@ async def round_trips_per_request(
 
         async def count() -> int:
             if kind == "postgresql":
-                await asyncio.sleep(1.2)  # backends report their counts at most once a second
-                await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
-                row = await conn.execute(
-                    text("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = :name"),
-                    {"name": name},
-                )
-                return int(row.scalar_one())
+                # Backends report their counts at most once a second, and later still when the shared
+                # stats are busy: read until two reads a second apart agree (at most ~12 s), or a count
+                # flushed late lands in the next window and the least of the bursts comes out too low.
+                last = -1
+                for _ in range(10):
+                    await asyncio.sleep(1.2)
+                    await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+                    row = await conn.execute(
+                        text("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = :name"),
+                        {"name": name},
+                    )
+                    current = int(row.scalar_one())
+                    if current == last:
+                        break
+                    last = current
+                return last
             rows = await conn.execute(
                 text("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_admin_commands')")
             )

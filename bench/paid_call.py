@@ -7,7 +7,7 @@ their servers are named by ``ARKGATE_BENCH_POSTGRES_URL`` / ``ARKGATE_BENCH_MYSQ
 from its full latency histogram. On the database servers the benchmark also prints what the server
 itself counted per paid call and per balance poll (see ``round_trips_per_request``).
 
-    .venv/bin/python -m bench.paid_call [--seconds 3] [--connections 16]
+    .venv/bin/python -m bench.paid_call [--seconds 3] [--connections 16] [--databases sqlite,postgresql,mysql]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--databases", default="sqlite,postgresql,mysql", help="comma-separated subset to run")
     args = parser.parse_args()
 
     def run(url: str, path: str, tokens: list[str], method: str = "POST") -> dict[str, float]:
@@ -51,6 +52,8 @@ def main() -> None:
         rows.append(Row("unmetered balance", run(server.url, BALANCE, ["none"], "GET"), None))
     trips: dict[str, tuple[float, float, str]] = {}
     for kind in ("sqlite", "postgresql", "mysql"):
+        if kind not in args.databases.split(","):
+            continue
         server_base = None if kind == "sqlite" else server_url(kind)
         if kind != "sqlite" and server_base is None:
             print(f"({kind}: no server URL set, skipped)")
@@ -119,7 +122,11 @@ def _round_trips(kind: str, server: str, database_url: str, url: str, token: str
             )
 
     paid, balance = asyncio.run(measure())
-    unit = "transactions (pg_stat_database)" if kind == "postgresql" else "statements + pings (global status)"
+    unit = (
+        "transactions (pg_stat_database)"
+        if kind == "postgresql"
+        else "statements + pings (global status; each statement of a multi-statement query counts)"
+    )
     return paid, balance, unit
 
 

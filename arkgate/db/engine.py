@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -80,6 +81,9 @@ class Database:
             # only connections idle for ``idle_check_s`` (and, free, asyncpg's own closed flag); recycling
             # bounds a connection's age.
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+            # PostgreSQL keeps the pool's reset-on-return (ROLLBACK): SQLAlchemy's asyncpg adapter sends it
+            # only when a transaction is still open (a cancelled request), so a committed connection, or
+            # one used by ``db/prepared.py`` outside any transaction, goes back at no round trip.
             if self.url.startswith("mysql"):
                 # The pool's reset-on-return is a ROLLBACK after every COMMIT, a round trip on MariaDB
                 # (asyncpg skips it when no transaction is open). It is redundant here: every connection
@@ -93,6 +97,12 @@ class Database:
                 # READ COMMITTED (PostgreSQL's default) keeps row locks only; every money rule is a
                 # conditional write on one row, so it needs nothing stronger.
                 kwargs["isolation_level"] = "READ COMMITTED"
+                from asyncmy.constants import CLIENT
+
+                # FOUND_ROWS: SQLAlchemy's own choice (rowcount counts matched rows, which the money
+                # rules test). MULTI_STATEMENTS: a paid call's charge is one multi-statement
+                # transaction, one round trip (``db/prepared.py``); every value is still bound.
+                kwargs["connect_args"] = {"client_flag": CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS}
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self.idle_check_s = idle_check_s
         self.idle_checks = 0  # round trips spent testing idle connections (the tests read it)
@@ -117,6 +127,8 @@ class Database:
         if self.is_sqlite:
             path = self.url.split(":///", 1)[-1].split("?", 1)[0]
             self.sqlite_path = path if path and path != ":memory:" else None
+        # SQLite: the stdlib connection ``db/prepared.py`` reads hot rows with, on the event loop's thread.
+        self.sqlite_reader: sqlite3.Connection | None = None
 
     def _check_on_checkout(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         """Replace a dead pooled connection before the caller's first statement can fail on it.
@@ -160,6 +172,9 @@ class Database:
             yield conn
 
     async def dispose(self) -> None:
+        if self.sqlite_reader is not None:
+            self.sqlite_reader.close()
+            self.sqlite_reader = None
         await self.engine.dispose()
 
     def drop_connections(self) -> None:

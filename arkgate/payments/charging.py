@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, insert, literal, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, bindparam, case, delete, insert, literal, literal_column, or_, select, text, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 
 from arkgate.db import tables as t
@@ -364,38 +364,113 @@ def claim_idempotency(conn: Connection, session_id: int, request: ChargeRequest,
 
 def record_in_flight(conn: Connection, debited: Debited, request: ChargeRequest) -> None:
     """The debit's ledger row and the in-flight marker the settlement (or the crash sweep) removes."""
-    session_id = debited.session_id
-    conn.execute(
-        _RECORD_CALL,
-        {
-            "call_id": request.call_id,
-            "session_id": session_id,
-            "endpoint_id": request.endpoint_id,
-            "kind": "debit",
-            "amount_sats": request.amount_sats,
-            "reason": None,
-            "created_at": request.now,
-            "key_id": debited.key_id,
-        },
-    )
-    conn.execute(
-        _RECORD_IN_FLIGHT,
-        {
-            "call_id": request.call_id,
-            "session_id": session_id,
-            "endpoint_id": request.endpoint_id,
-            "debit_sats": request.amount_sats,
-            "idem_key": (
-                scoped_idempotency_key(debited.key_id, request.idempotency[0])
-                if request.idempotency is not None
-                else None
-            ),
-            "key_id": debited.key_id,
-            "instance_id": request.instance_id,
-            "started_at": request.now,
-            "deadline_at": request.deadline_at,
-        },
-    )
+    conn.execute(_RECORD_CALL, debit_row(request, debited.session_id, debited.key_id))
+    conn.execute(_RECORD_IN_FLIGHT, in_flight_row(request, debited.session_id, debited.key_id))
+
+
+def debit_row(request: ChargeRequest, session_id: int | None, key_id: str | None) -> dict[str, Any]:
+    """The call's ``debit`` row in ``calls`` (the ledger)."""
+    return {
+        "call_id": request.call_id,
+        "session_id": session_id,
+        "endpoint_id": request.endpoint_id,
+        "kind": "debit",
+        "amount_sats": request.amount_sats,
+        "reason": None,
+        "created_at": request.now,
+        "key_id": key_id,
+    }
+
+
+def in_flight_row(request: ChargeRequest, session_id: int | None, key_id: str | None) -> dict[str, Any]:
+    """The call's ``calls_in_flight`` row: what its one settlement (or the sweep) may give back."""
+    return {
+        "call_id": request.call_id,
+        "session_id": session_id,
+        "endpoint_id": request.endpoint_id,
+        "debit_sats": request.amount_sats,
+        "idem_key": (
+            scoped_idempotency_key(key_id, request.idempotency[0]) if request.idempotency is not None else None
+        ),
+        "key_id": key_id,
+        "instance_id": request.instance_id,
+        "started_at": request.now,
+        "deadline_at": request.deadline_at,
+    }
+
+
+# --- the same rules in one round trip (PostgreSQL, MariaDB) ---------------------------------------
+# ``apply_charge`` for a session's own token without an Idempotency-Key is three writes: the
+# conditional debit, the debit row and the in-flight row. They are sent in one round trip, built
+# from the same statements and rows (``_DEBIT``, ``debit_row``, ``in_flight_row``):
+# - PostgreSQL: one statement. The debit (``_DEBIT_RETURNING``) is a data-modifying CTE and both
+#   rows are inserted from the debited row, so nothing is inserted when the debit matched nothing.
+#   One statement is atomic on its own: no BEGIN/COMMIT round trips.
+# - MariaDB (no UPDATE ... RETURNING): one multi-statement transaction: the debit, its matched-row
+#   count kept in a session variable, both inserts and the read of the new balance only if it
+#   matched (our UPDATE holds the row lock, so the read sees our own write), then COMMIT.
+# When the debit matches nothing (a sub-key's token, an unknown token, too small a balance) nothing
+# was written and the caller runs ``apply_charge``, which tells these apart, spends sub-keys and
+# raises the refusal.
+_DEBITED = _DEBIT_RETURNING.cte("debited")
+_DEBIT_MATCHED = literal_column("@arkgate_debited") == literal_column("1")  # MariaDB: set after the debit
+
+
+def _rows_from(table: Any, name: str, session_id: Any, *where: Any) -> Any:
+    """``INSERT INTO table SELECT <the row's binds, session_id from the debited session>``."""
+    columns = [column for column in table.c if column.name != "id"]  # ``calls.id``: the database's
+    values = [
+        session_id if column.name == "session_id" else bindparam(f"{name}_{column.name}", type_=column.type)
+        for column in columns
+    ]
+    return insert(table).from_select([column.name for column in columns], select(*values).where(*where))
+
+
+CHARGE_STATEMENT = select(_DEBITED.c.id, _DEBITED.c.balance_sats).add_cte(
+    _rows_from(_calls, "debit_row", _DEBITED.c.id).cte("debit_row"),
+    _rows_from(_flight, "in_flight_row", _DEBITED.c.id).cte("in_flight_row"),
+)
+_THIS_TOKEN = _sessions.c.token_hash == bindparam("p_token_hash")
+CHARGE_SCRIPT_MARIADB = (
+    _DEBIT,
+    text("SET @arkgate_debited = ROW_COUNT()"),  # matched rows: the engine sets CLIENT_FOUND_ROWS
+    _rows_from(_calls, "debit_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
+    _rows_from(_flight, "in_flight_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
+    select(_sessions.c.id, _sessions.c.balance_sats).where(_THIS_TOKEN, _DEBIT_MATCHED),
+    text("COMMIT"),
+)
+
+
+def charge_script(dialect: Dialect) -> tuple[Any, ...] | None:
+    """The statements that charge in one round trip on this database, or None (SQLite: the group commit)."""
+    if dialect.name == "postgresql":
+        return (CHARGE_STATEMENT,)
+    if dialect.name == "mysql" and getattr(dialect, "is_mariadb", False):
+        return CHARGE_SCRIPT_MARIADB
+    return None
+
+
+def charge_statement_params(request: ChargeRequest) -> dict[str, Any] | None:
+    """``CHARGE_STATEMENT``'s parameters, or None if the charge needs ``apply_charge`` (an Idempotency-Key)."""
+    if request.idempotency is not None:
+        return None
+    params: dict[str, Any] = {
+        "p_token_hash": request.token_hash,
+        "p_amount": request.amount_sats,
+        "p_now": request.now,
+        "p_expires_at": request.session_expires_at,
+    }
+    for name, row in (
+        ("debit_row", debit_row(request, None, None)),
+        ("in_flight_row", in_flight_row(request, None, None)),
+    ):
+        params.update({f"{name}_{column}": value for column, value in row.items() if column != "session_id"})
+    return params
+
+
+def charged(row: Any) -> Debited:
+    """What ``CHARGE_STATEMENT`` returned (a row: the debit matched)."""
+    return Debited(session_id=int(row["id"]), balance_sats=int(row["balance_sats"]))
 
 
 # --- settle ------------------------------------------------------------------------------------
@@ -447,6 +522,38 @@ def apply_settlement(conn: Connection, request: SettlementRequest) -> Settled | 
         endpoint_id=str(row.endpoint_id),
         refunded_sats=refund,
         balance_sats=balance,
+    )
+
+
+# The same settlement as one statement, for the common case: nothing to refund and no
+# Idempotency-Key on the call. ``apply_settlement`` then only deletes the in-flight row (the claim);
+# this is that DELETE, matching only such a row. When it matches nothing (the call had a key, or
+# was settled already) the caller runs ``apply_settlement``, which handles both.
+SETTLE_STATEMENT = _END_IN_FLIGHT_RETURNING.where(_flight.c.idem_key.is_(None))
+
+
+def settle_script(dialect: Dialect) -> tuple[Any, ...] | None:
+    """The statements that settle in one round trip (MariaDB: the DELETE, then COMMIT), or None."""
+    if dialect.name == "postgresql":
+        return (SETTLE_STATEMENT,)
+    if dialect.name == "mysql" and dialect.delete_returning:  # MariaDB has DELETE ... RETURNING
+        return (SETTLE_STATEMENT, text("COMMIT"))
+    return None
+
+
+def settle_statement_params(request: SettlementRequest) -> dict[str, Any] | None:
+    """``SETTLE_STATEMENT``'s parameters, or None if the settlement may refund (``apply_settlement``)."""
+    return {"p_call_id": request.call_id} if request.refund_sats <= 0 else None
+
+
+def settled(request: SettlementRequest, row: Any) -> Settled:
+    """What ``SETTLE_STATEMENT`` returned (a row: this settlement claimed the call)."""
+    return Settled(
+        call_id=request.call_id,
+        session_id=int(row["session_id"]),
+        endpoint_id=str(row["endpoint_id"]),
+        refunded_sats=0,
+        balance_sats=None,
     )
 
 

@@ -19,14 +19,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import case, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import bindparam, case, func, insert, or_, select, text, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from arkgate.db import prepared
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
 from arkgate.payments import charging
@@ -228,6 +230,10 @@ class Ledger:
             self._group = GroupCommit(
                 database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous
             )
+        # PostgreSQL and MariaDB: the common charge and settlement in one round trip each (``charging.py``).
+        self._charge_script = prepared.DriverScript(charging.charge_script)
+        self._settle_script = prepared.DriverScript(charging.settle_script)
+        self._session_script = prepared.DriverScript(_session_by_token_script)
 
     def close(self) -> None:
         if self._group is not None:
@@ -294,8 +300,12 @@ class Ledger:
         )
 
     async def session_by_token(self, token_hash: str) -> SessionInfo | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(t.sessions).where(t.sessions.c.token_hash == token_hash))).first()
+        try:  # every paid call's and balance poll's lookup: one round trip on the driver where it can
+            found = await prepared.fetchrow(self.db, self._session_script, {"p_token_hash": token_hash})
+            row: Any = None if found is None else SimpleNamespace(**found)
+        except prepared.NotApplicable:
+            async with self.db.read() as conn:
+                row = (await conn.execute(_SESSION_BY_TOKEN, {"p_token_hash": token_hash})).first()
         if row is None or not hmac.compare_digest(row.token_hash, token_hash):
             return None
         return _session(row)
@@ -575,7 +585,11 @@ class Ledger:
             deadline_at=now + timedelta(seconds=timeout_s + SWEEP_GRACE_S),
             endpoint_tags=endpoint_tags or (endpoint_id,),
         )
-        debited = await self._write(partial(charging.apply_charge, request=request), savepoint=idempotency is not None)
+        debited = await self._charge_in_one_statement(request)
+        if debited is None:
+            debited = await self._write(
+                partial(charging.apply_charge, request=request), savepoint=idempotency is not None
+            )
         return Charge(
             session_id=debited.session_id,
             call_id=call_id,
@@ -603,7 +617,9 @@ class Ledger:
             release_idempotency=release_idempotency,
             idempotent_reply=idempotent_reply,
         )
-        settled = await self._write(partial(charging.apply_settlement, request=request))
+        settled = await self._settle_in_one_statement(request)
+        if settled is None:
+            settled = await self._write(partial(charging.apply_settlement, request=request))
         if settled is not None and settled.refunded_sats > 0:
             # Every refund passes here (failed calls, unused reservations, the crash sweep).
             log.info(
@@ -618,6 +634,27 @@ class Ledger:
             if self.on_refund is not None:
                 self.on_refund(settled, reason)
         return settled
+
+    async def _charge_in_one_statement(self, request: ChargeRequest) -> charging.Debited | None:
+        """The debit, its ledger row and in-flight row in one round trip, where that applies; else None."""
+        params = charging.charge_statement_params(request)
+        if params is None:
+            return None
+        try:
+            row = await prepared.fetchrow(self.db, self._charge_script, params)
+        except prepared.NotApplicable:
+            return None
+        return None if row is None else charging.charged(row)
+
+    async def _settle_in_one_statement(self, request: SettlementRequest) -> Settled | None:
+        params = charging.settle_statement_params(request)
+        if params is None:
+            return None
+        try:
+            row = await prepared.fetchrow(self.db, self._settle_script, params)
+        except prepared.NotApplicable:
+            return None
+        return None if row is None else charging.settled(request, row)
 
     async def refund(self, charge: Charge, amount_sats: int, *, reason: str, release_idempotency: bool = False) -> int:
         """Settle the call giving back ``amount_sats`` of it; returns the session's balance.
@@ -913,6 +950,14 @@ class Ledger:
         async with self.db.read() as conn:
             total = (await conn.execute(select(func.coalesce(func.sum(t.sessions.c.balance_sats), 0)))).scalar_one()
         return int(total)
+
+
+_SESSION_BY_TOKEN = select(t.sessions).where(t.sessions.c.token_hash == bindparam("p_token_hash"))
+
+
+def _session_by_token_script(dialect: Dialect) -> tuple[Any, ...]:
+    # MariaDB: the SELECT opens a transaction (no autocommit); its COMMIT goes in the same round trip.
+    return (_SESSION_BY_TOKEN, text("COMMIT")) if dialect.name == "mysql" else (_SESSION_BY_TOKEN,)
 
 
 def _session(row: Any) -> SessionInfo:

@@ -25,3 +25,19 @@ async def test_balance_answers_as_before(gateway):
     assert missing.status_code == 401 and missing.json()["success"] is False
     unknown = await gateway.client.get("/v1/balance", headers={"Authorization": "Bearer ak_nope"})
     assert unknown.status_code == 401 and unknown.json()["success"] is False
+
+
+async def test_paid_calls_are_served_by_plain_routes_with_the_same_answers(gateway):
+    scope = {"type": "http", "method": "POST", "path": "/api/qr-generate", "root_path": ""}
+    first = next(r for r in gateway.app.router.routes if r.matches(scope)[0] is Match.FULL)
+    assert isinstance(first, Route) and not isinstance(first, APIRoute)
+    assert "/api/qr-generate" in (await gateway.client.get("/openapi.json")).json()["paths"]
+    token = await gateway.new_session(100)
+    paid = await gateway.call("qr-generate", {"data": "x"}, token=token)
+    assert paid.status_code == 200 and paid.json()["success"] is True and paid.json()["cost_sats"] == 2
+    # FastAPI's route for a GET endpoint never answered HEAD; the plain route must not charge one either.
+    head = await gateway.client.head("/api/btc-price", headers={"Authorization": f"Bearer {token}"})
+    assert head.status_code == 405
+    wrong = await gateway.client.get("/api/qr-generate", headers={"Authorization": f"Bearer {token}"})
+    assert wrong.status_code == 405
+    assert await gateway.balance(token) == 98

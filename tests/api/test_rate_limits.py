@@ -57,3 +57,23 @@ async def test_rate_limits_off_for_load_tests(make_settings):
     async with running_gateway(make_settings(rate_limits="off", rate_limit_sessions="1/minute")) as gw:
         for _ in range(3):
             assert (await gw.client.post("/v1/sessions", json={"amount_sats": 10})).status_code == 201
+
+
+def test_memory_windows_move_with_the_clock_and_forget_idle_keys():
+    from limits import parse
+
+    from arkgate.services.ratelimit import MovingWindows
+
+    now = [1000.0]
+    windows = MovingWindows(clock=lambda: now[0])
+    item = parse("3/second")
+    assert [windows.hit(item, "calls", "a")[:2] for _ in range(4)] == [(True, 2), (True, 1), (True, 0), (False, 0)]
+    assert windows.hit(item, "calls", "b")[:2] == (True, 2)  # another key has its own window
+    now[0] += 0.5
+    allowed, remaining, reset_s = windows.hit(item, "calls", "a")
+    assert (allowed, remaining, reset_s) == (False, 0, 0.5)  # the first hit leaves the window in 0.5 s
+    now[0] += 0.5  # the three hits at t=1000 are out of the window now
+    assert windows.hit(item, "calls", "a")[:2] == (True, 2)
+    now[0] += 5
+    windows._sweep(now[0])
+    assert windows._hits == {}  # keys whose window emptied are dropped

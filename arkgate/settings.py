@@ -636,6 +636,12 @@ class Settings(BaseSettings):
         description="Call receipts older than this are folded into one aggregate ledger row per session "
         "(balances unchanged; 0: keep every receipt).",
     )
+    webhook_delivery_retention_s: int = Field(
+        30 * 24 * 3600,
+        ge=0,
+        description="Delivered and finally failed webhook deliveries are deleted this long after they ended "
+        "(pending ones never; 0: keep them all).",
+    )
     metrics_token: SecretStr | None = Field(
         None,
         description="Bearer token for /metrics. /metrics requires this or the admin token when either is set; "

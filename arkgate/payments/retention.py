@@ -7,6 +7,8 @@
 - Call receipts older than ``call_receipt_retention_s`` are folded into one aggregate
   ``debit`` row per session (endpoint ``retention``) in the same transaction that deletes
   them, so every balance still equals its ledger sum. Payments are never deleted.
+- Webhook deliveries that ended (delivered, or failed for good) are deleted
+  ``webhook_delivery_retention_s`` after they ended; a pending one is never touched.
 
 ``prune`` is one pass; ``pruning_loop`` repeats it. Both are plain functions so the job can
 be run on one instance only (or from a command) without the HTTP app.
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import and_, delete, exists, insert, select, update
+from sqlalchemy import and_, delete, exists, insert, or_, select, update
 
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
@@ -37,6 +39,7 @@ class Retention:
     idempotency_ttl_s: int
     unfunded_retention_s: int
     call_receipt_retention_s: int  # 0: keep every receipt
+    webhook_delivery_retention_s: int = 0  # 0: keep every delivery
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Retention:
@@ -44,6 +47,7 @@ class Retention:
             idempotency_ttl_s=settings.idempotency_ttl_s,
             unfunded_retention_s=settings.unfunded_retention_s,
             call_receipt_retention_s=settings.call_receipt_retention_s,
+            webhook_delivery_retention_s=settings.webhook_delivery_retention_s,
         )
 
 
@@ -53,6 +57,7 @@ class PruneResult:
     sessions: int = 0
     invoices: int = 0
     calls_folded: int = 0
+    webhook_deliveries: int = 0
 
 
 async def prune(database: Database, retention: Retention, *, now: datetime | None = None) -> PruneResult:
@@ -65,8 +70,17 @@ async def prune(database: Database, retention: Retention, *, now: datetime | Non
     folded = 0
     if retention.call_receipt_retention_s > 0:
         folded = await _fold_calls(database, now - timedelta(seconds=retention.call_receipt_retention_s))
+    deliveries = 0
+    if retention.webhook_delivery_retention_s > 0:
+        deliveries = await _prune_webhook_deliveries(
+            database, now - timedelta(seconds=retention.webhook_delivery_retention_s)
+        )
     result = PruneResult(
-        idempotency_answers=answers, sessions=sessions, invoices=session_invoices + invoices, calls_folded=folded
+        idempotency_answers=answers,
+        sessions=sessions,
+        invoices=session_invoices + invoices,
+        calls_folded=folded,
+        webhook_deliveries=deliveries,
     )
     if result != PruneResult():
         log.info(
@@ -75,6 +89,7 @@ async def prune(database: Database, retention: Retention, *, now: datetime | Non
             sessions=result.sessions,
             invoices=result.invoices,
             calls_folded=result.calls_folded,
+            webhook_deliveries=result.webhook_deliveries,
         )
     return result
 
@@ -152,6 +167,24 @@ async def _prune_invoices(database: Database, lapsed_before: datetime) -> int:
                 await conn.execute(delete(t.invoices).where(t.invoices.c.payment_hash.in_(hashes)))
         total += len(hashes)
         if len(hashes) < BATCH:
+            return total
+
+
+async def _prune_webhook_deliveries(database: Database, ended_before: datetime) -> int:
+    d = t.webhook_deliveries
+    ended = or_(
+        and_(d.c.status == "delivered", d.c.delivered_at < ended_before),
+        # A failed delivery records no end time; its last attempt is at most the retry schedule after creation.
+        and_(d.c.status == "failed", d.c.created_at < ended_before),
+    )
+    total = 0
+    while True:
+        async with database.write() as conn:
+            ids = [row.id for row in await conn.execute(select(d.c.id).where(ended).limit(BATCH))]
+            if ids:
+                await conn.execute(delete(d).where(d.c.id.in_(ids)))
+        total += len(ids)
+        if len(ids) < BATCH:
             return total
 
 

@@ -133,3 +133,44 @@ def test_the_sqlite_file_and_data_directory_are_the_owners_only(tmp_path: Path) 
     create_app(settings)
     assert (tmp_path / "private").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "private" / "arkgate.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_ended_webhook_deliveries_go_after_their_retention_and_pending_ones_stay(
+    backend: str, tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    async with scratch_database(backend, str(tmp_path / "deliveries.sqlite3")) as url:
+        settings = make_settings(database_url=url, webhook_delivery_retention_s=7 * 24 * 3600)
+        async with running_gateway(settings) as gw:
+            # "Now" is a month ahead, so the app's own pruning pass (running meanwhile) finds nothing old.
+            now = utcnow() + timedelta(days=30)
+            old = now - timedelta(days=8)
+            rows = [
+                ("delivered", old, old),  # ended long ago: goes
+                ("failed", old, None),  # failed for good long ago: goes
+                ("pending", old, None),  # still owed to someone: stays however old
+                ("delivered", old, now - timedelta(days=1)),  # created long ago, delivered recently: stays
+                ("failed", now, None),
+            ]
+            async with gw.runtime.database.write() as conn:
+                for n, (status, created_at, delivered_at) in enumerate(rows):
+                    await conn.execute(
+                        t.webhook_deliveries.insert().values(
+                            event="session.funded",
+                            payload="{}",
+                            status=status,
+                            attempts=1,
+                            created_at=created_at,
+                            delivered_at=delivered_at,
+                            dedupe_key=f"retention-{n}",
+                        )
+                    )
+            retention = Retention.from_settings(settings)
+            result = await prune(gw.runtime.database, retention, now=now)
+            assert result.webhook_deliveries == 2
+            async with gw.runtime.database.read() as conn:
+                left = (await conn.execute(select(t.webhook_deliveries.c.dedupe_key))).scalars().all()
+            assert sorted(left) == ["retention-2", "retention-3", "retention-4"]
+            # Off (0): nothing goes.
+            keep_all = Retention.from_settings(make_settings(database_url=url, webhook_delivery_retention_s=0))
+            assert (await prune(gw.runtime.database, keep_all, now=now + timedelta(days=60))).webhook_deliveries == 0

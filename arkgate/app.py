@@ -182,6 +182,7 @@ def create_app(
                 if rt.webhooks is not None:
                     await rt.webhooks.aclose()  # their events queued first; undelivered rows resume later
                 await rt.services.aclose()
+                await rt.limits.aclose()
                 if rt.barkd is not None:
                     await rt.barkd.aclose()
                 ledger.close()

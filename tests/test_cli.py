@@ -78,6 +78,7 @@ def running(args: list[str], env: dict[str, str], cwd: Path, ready: str) -> Iter
     finally:
         process.terminate()
         process.wait(timeout=30)
+        process.stderr.close()
 
 
 def test_version():

@@ -40,7 +40,7 @@ settings = Settings(
     translate_base_url="http://127.0.0.1:9",
     chromium_path=sys.executable,
 )
-catalog = load_catalog(plugins=False, only=("qr-generate", "ai-chat", "ai-translate", "translate", "screenshot"))
+catalog = load_catalog(only=("qr-generate", "ai-chat", "ai-translate", "translate", "screenshot"))
 with live_gateway(settings, catalog) as gw:
     listed = httpx.get(f"{gw.url}/v1/catalog", timeout=30).json()["endpoints"]
     call = httpx.post(f"{gw.url}/api/ai-chat", json={"prompt": "hi"}, timeout=30)
@@ -91,7 +91,7 @@ def test_every_extra_endpoint_declares_its_module(make_settings) -> None:
         assert reason is not None and f"pip install 'arkgate[{extra}]'" in reason
     declared = {
         endpoint.id
-        for endpoint in load_catalog(plugins=False)
+        for endpoint in load_catalog()
         for check in endpoint.requires
         if check.__qualname__.startswith("needs_module")
     }

@@ -104,6 +104,15 @@ class RateLimits:
         self.calls_ip = parse(settings.rate_limit_calls_ip)
         self._items = {"sessions": self.sessions, "calls": self.calls, "calls_ip": self.calls_ip}
 
+    async def aclose(self) -> None:
+        """Close a shared storage's connections (Redis), so a stopped gateway leaves no socket behind."""
+        if self._limiter is None:
+            return
+        # ``limits`` has no close of its own; its Redis bridge holds the redis-py client as ``storage``.
+        client = getattr(getattr(self._limiter.storage, "bridge", None), "storage", None)
+        if client is not None and hasattr(client, "aclose"):
+            await client.aclose()
+
     async def hit(self, kind: str, key: str, scope: Scope | None = None) -> None:
         """Count one hit; raise 429 when the window is full. With ``scope``, its window goes in the headers."""
         if self._local is not None:

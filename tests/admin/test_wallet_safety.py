@@ -216,9 +216,13 @@ async def test_ark_server_offline_past_the_threshold_exits_and_claims_to_the_onc
         [started] = await wait_for(auto_started)
         assert started["detail"]["source"] == "auto-exit"
         assert started["amount_sats"] == 5000
-        alerts = [a["status"] for a in (await admin_get(gw.client, "alerts"))["alerts"]]
-        assert "server_disconnected" in alerts
-        assert "exit_started" in alerts
+
+        async def alerted() -> bool:
+            # The exit is logged before its alert is sent: wait for the alert too.
+            alerts = [a["status"] for a in (await admin_get(gw.client, "alerts"))["alerts"]]
+            return "server_disconnected" in alerts and "exit_started" in alerts
+
+        await wait_for(alerted)
         health = await admin_get(gw.client, "health")
         assert health["ark_connected"] is False
         assert health["monitor"]["auto_exit_started"] is True

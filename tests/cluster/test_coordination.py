@@ -104,11 +104,13 @@ def _buses(kind: str, database: Database, hub: EventHub) -> TableBus | PostgresB
 @pytest.mark.parametrize("kind", ["table", "postgres", "redis"])
 async def test_an_event_published_in_one_process_reaches_subscribers_in_another(kind: str, database_url: str) -> None:
     database = Database(database_url)
-    await migrate.upgrade(database)
     if kind == "postgres" and database.dialect != "postgresql":
+        await database.dispose()
         pytest.skip("NOTIFY needs PostgreSQL")
     if kind == "redis" and (not os.environ.get("ARKGATE_TEST_REDIS_URL") or not database.is_sqlite):
+        await database.dispose()
         pytest.skip("Redis once, with ARKGATE_TEST_REDIS_URL")
+    await migrate.upgrade(database)
     here, there = EventHub(), EventHub()
     buses = [_buses(kind, database, hub) for hub in (here, there)]
     try:

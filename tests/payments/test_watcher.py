@@ -104,7 +104,15 @@ async def test_a_restart_with_5000_old_history_entries_costs_what_is_pending(pai
             counts = simulator.requests()
         # The operator monitor (a leader job) reads the wallet's state once per check, whenever its lease
         # starts: what it reads does not depend on the history and is not the watcher's cost.
-        monitor = ("/bitcoin/tip", "/wallet/ark-info", "/wallet/vtxos", "/wallet/rounds", "/exits/", "balance")
+        monitor = (
+            "/bitcoin/tip",
+            "/wallet/ark-info",
+            "/wallet/connected",
+            "/wallet/vtxos",
+            "/wallet/rounds",
+            "/exits/",
+            "balance",
+        )
         return {path: n for path, n in counts.items() if not any(part in path for part in monitor)}
 
     short = await restart_counting()

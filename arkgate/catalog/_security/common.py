@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from arkgate.catalog.context import CallContext
 from arkgate.outbound.guard import looks_numeric
+from arkgate.timestamps import format_instant, from_naive_utc
 
 MAX_DOMAIN_CHARS = 253
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -73,9 +74,5 @@ def note_ai_summary(request: BaseModel, ctx: CallContext) -> None:
 
 
 def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with a Z, as every instant leaves arkgate."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The one wire form of an instant; a naive one (parsed from WHOIS or RDAP text) is taken as UTC."""
+    return None if moment is None else format_instant(from_naive_utc(moment))

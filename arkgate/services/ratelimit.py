@@ -108,10 +108,11 @@ class RateLimits:
         """Close a shared storage's connections (Redis), so a stopped gateway leaves no socket behind."""
         if self._limiter is None:
             return
-        # ``limits`` has no close of its own; its Redis bridge holds the redis-py client as ``storage``.
+        # ``limits`` has no close of its own; its Redis bridge holds the client (coredis) as ``storage``.
         client = getattr(getattr(self._limiter.storage, "bridge", None), "storage", None)
-        if client is not None and hasattr(client, "aclose"):
-            await client.aclose()
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
 
     async def hit(self, kind: str, key: str, scope: Scope | None = None) -> None:
         """Count one hit; raise 429 when the window is full. With ``scope``, its window goes in the headers."""

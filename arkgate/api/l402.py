@@ -27,11 +27,11 @@ async def l402_token_hash(request: Request) -> str | None:
         raise InvalidTokenError("L402 is not enabled on this gateway; use 'Authorization: Bearer ak_...'")
     payment_hash = l402.verify(*parsed)
     invoice = await rt.ledger.invoice(payment_hash)
-    if invoice is None or invoice["session_id"] is None:
+    if invoice is None or invoice.session_id is None:
         raise InvalidTokenError("invalid L402 token: unknown invoice")
-    if invoice["status"] != "paid":
+    if invoice.status != "paid":
         await _catch_up(rt, payment_hash)
-    session = await rt.ledger.session_by_id(int(invoice["session_id"]))
+    session = await rt.ledger.session_by_id(invoice.session_id)
     if session is None:
         raise InvalidTokenError("invalid L402 token: its session no longer exists")
     return session.token_hash

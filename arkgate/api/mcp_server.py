@@ -338,7 +338,7 @@ def _register_session_tools(server: GatewayMCP) -> None:
 
         async def work() -> dict[str, Any]:
             session = await _session_for(server, ctx, session_token, "read the session's funding")
-            pending = [invoice_of_row(i) for i in await rt.ledger.invoices_of(session.id) if i["status"] == "pending"]
+            pending = [invoice_of_row(i) for i in await rt.ledger.invoices_of(session.id) if i.status == "pending"]
             invoice = pending[-1] if pending else None
             view = funding_view(invoice, session.ark_address, invoice.amount_sats if invoice else 0)
             return {

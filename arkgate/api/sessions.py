@@ -140,23 +140,23 @@ async def my_payments(request: Request) -> Response:
     session = await require_parent(request, rt.ledger, "read the session's payments")
     payments = [
         {
-            "rail": p["rail"],
-            "amount_sats": int(p["amount_sats"]),
-            "payment_hash": p["payment_hash"],
-            "ark_address": p["ark_address"],
-            "late": bool(p["is_late"]),
-            "credited_at": format_optional(p["created_at"]),
+            "rail": p.rail,
+            "amount_sats": p.amount_sats,
+            "payment_hash": p.payment_hash,
+            "ark_address": p.ark_address,
+            "late": p.is_late,
+            "credited_at": format_optional(p.created_at),
         }
         for p in await rt.ledger.payments_of(session.id)
     ]
     invoices = [
         {
-            "payment_hash": i["payment_hash"],
-            "amount_sats": int(i["amount_sats"]),
-            "status": i["status"],
-            "purpose": i["purpose"],
-            "expires_at": format_optional(i["expires_at"]),
-            "lightning_invoice": i["bolt11"],
+            "payment_hash": i.payment_hash,
+            "amount_sats": i.amount_sats,
+            "status": i.status,
+            "purpose": i.purpose,
+            "expires_at": format_optional(i.expires_at),
+            "lightning_invoice": i.bolt11,
         }
         for i in await rt.ledger.invoices_of(session.id)
     ]
@@ -190,10 +190,10 @@ async def my_calls(request: Request, limit: int = 100) -> Response:
             "created_at": format_optional(r.created_at),
             "ledger": [
                 {
-                    "kind": row["kind"],
-                    "amount_sats": row["amount_sats"],
-                    "reason": row["reason"],
-                    "at": format_optional(row["created_at"]),
+                    "kind": row.kind,
+                    "amount_sats": row.amount_sats,
+                    "reason": row.reason,
+                    "at": format_optional(row.created_at),
                 }
                 for row in r.rows
             ],

@@ -15,6 +15,9 @@ PublicSessionStatus = Literal["awaiting_payment", "active", "closed", "expired"]
 PayoutState = Literal["pending", "completed", "failed"]
 PayoutPurpose = Literal["withdraw", "close", "refund_to"]
 WatcherMode = Literal["starting", "websocket", "long-poll", "polling", "offline"]
+InvoiceStatus = Literal["pending", "paid", "canceled", "expired"]
+InvoicePurpose = Literal["funding", "topup", "l402"]
+CallKind = Literal["debit", "refund"]  # a call's ledger row
 
 
 def _check(value: object, kind: object) -> str:
@@ -42,3 +45,15 @@ def as_payout_state(value: object) -> PayoutState:
 
 def as_payout_purpose(value: object) -> PayoutPurpose:
     return cast(PayoutPurpose, _check(value, PayoutPurpose))
+
+
+def as_invoice_status(value: object) -> InvoiceStatus:
+    return cast(InvoiceStatus, _check(value, InvoiceStatus))
+
+
+def as_invoice_purpose(value: object) -> InvoicePurpose:
+    return cast(InvoicePurpose, _check(value, InvoicePurpose))
+
+
+def as_call_kind(value: object) -> CallKind:
+    return cast(CallKind, _check(value, CallKind))

@@ -35,12 +35,19 @@ from arkgate.payments import charging
 from arkgate.payments.batching import GroupCommit
 from arkgate.payments.charging import INTERRUPTED, ChargeRequest, Settled, SettlementRequest
 from arkgate.payments.kinds import (
+    CallKind,
     CreditRail,
+    InvoicePurpose,
+    InvoiceStatus,
     PayoutPurpose,
     PayoutState,
     PublicSessionStatus,
     Rail,
     SessionStatus,
+    as_call_kind,
+    as_credit_rail,
+    as_invoice_purpose,
+    as_invoice_status,
     as_payout_purpose,
     as_payout_state,
     as_rail,
@@ -160,6 +167,59 @@ class PayoutRecord:
     settled_at: datetime | None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewInvoice:
+    """An invoice barkd just issued, to record so its payment credits the session."""
+
+    payment_hash: str
+    bolt11: str
+    amount_sats: int
+    expires_at: datetime
+    purpose: InvoicePurpose = "funding"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InvoiceRecord:
+    """One row of the ``invoices`` table."""
+
+    payment_hash: str
+    session_id: int | None  # None: the session was pruned, or never existed (orphan)
+    bolt11: str
+    amount_sats: int
+    purpose: InvoicePurpose
+    status: InvoiceStatus
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PaymentRecord:
+    """One credit as the ``payments`` table holds it."""
+
+    id: int
+    session_id: int | None  # None: an orphan payment, shown to the operator
+    rail: CreditRail
+    payment_key: str
+    amount_sats: int
+    fee_sats: int
+    payment_hash: str | None
+    movement_id: int | None
+    ark_address: str | None
+    is_late: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReceiptRow:
+    """One ledger row of a call: its debit or one of its refunds."""
+
+    kind: CallKind
+    amount_sats: int
+    reason: str | None
+    created_at: datetime
+
+
 @dataclass(kw_only=True)
 class IdempotentReplay:
     status_code: int | None
@@ -200,7 +260,7 @@ class Receipt:
     refund_reason: str | None = None
     is_in_flight: bool = False
     key_id: str | None = None  # the sub-key that spent it (None: the session's own token)
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[ReceiptRow] = field(default_factory=list)
 
     @property
     def cost_sats(self) -> int:
@@ -257,7 +317,7 @@ class Ledger:
         requested_sats: int,
         ark_address: str | None,
         source: str = "api",
-        invoice: dict[str, Any] | None = None,
+        invoice: NewInvoice | None = None,
     ) -> int:
         """Create an unfunded session (and its first invoice) in one transaction."""
         now = utcnow()
@@ -279,23 +339,23 @@ class Ledger:
                 await self._insert_invoice(conn, session_id, invoice, now)
         return session_id
 
-    async def add_invoice(self, session_id: int | None, invoice: dict[str, Any]) -> None:
+    async def add_invoice(self, session_id: int | None, invoice: NewInvoice) -> None:
         async with self.db.write() as conn:
             await self._insert_invoice(conn, session_id, invoice, utcnow())
 
     async def _insert_invoice(
-        self, conn: AsyncConnection, session_id: int | None, invoice: dict[str, Any], now: datetime
+        self, conn: AsyncConnection, session_id: int | None, invoice: NewInvoice, now: datetime
     ) -> None:
         await conn.execute(
             insert(t.invoices).values(
-                payment_hash=invoice["payment_hash"],
+                payment_hash=invoice.payment_hash,
                 session_id=session_id,
-                bolt11=invoice["bolt11"],
-                amount_sats=invoice["amount_sats"],
-                purpose=invoice.get("purpose", "funding"),
+                bolt11=invoice.bolt11,
+                amount_sats=invoice.amount_sats,
+                purpose=invoice.purpose,
                 status="pending",
                 created_at=now,
-                expires_at=invoice["expires_at"],
+                expires_at=invoice.expires_at,
             )
         )
 
@@ -325,17 +385,17 @@ class Ledger:
             )
             return {row.ark_address: row.id for row in rows}
 
-    async def invoices_of(self, session_id: int) -> list[dict[str, Any]]:
+    async def invoices_of(self, session_id: int) -> list[InvoiceRecord]:
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(t.invoices).where(t.invoices.c.session_id == session_id).order_by(t.invoices.c.created_at)
             )
-            return [dict(row._mapping) for row in rows]
+            return [_invoice(row) for row in rows]
 
-    async def invoice(self, payment_hash: str) -> dict[str, Any] | None:
+    async def invoice(self, payment_hash: str) -> InvoiceRecord | None:
         async with self.db.read() as conn:
             row = (await conn.execute(select(t.invoices).where(t.invoices.c.payment_hash == payment_hash))).first()
-        return None if row is None else dict(row._mapping)
+        return None if row is None else _invoice(row)
 
     async def expire_invoices(self, now: datetime | None = None) -> int:
         """Mark pending invoices past their expiry as expired (they can still credit if barkd says paid)."""
@@ -857,12 +917,12 @@ class Ledger:
         return IdempotentReplay(status_code=row.status_code, body=row.body, request_hash=row.request_hash)
 
     # --- reading the ledger ---------------------------------------------------------------
-    async def payments_of(self, session_id: int) -> list[dict[str, Any]]:
+    async def payments_of(self, session_id: int) -> list[PaymentRecord]:
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(t.payments).where(t.payments.c.session_id == session_id).order_by(t.payments.c.id)
             )
-            return [dict(row._mapping) for row in rows]
+            return [_payment(row) for row in rows]
 
     async def receipts_of(self, session_id: int, *, limit: int = 100, key_id: str | None = None) -> list[Receipt]:
         """The session's calls (with ``key_id``, only that sub-key's), newest first, with debit and refunds."""
@@ -884,12 +944,12 @@ class Ledger:
                 receipt = receipts[row.call_id]
                 receipt.endpoint_id = row.endpoint_id
                 receipt.rows.append(
-                    {
-                        "kind": row.kind,
-                        "amount_sats": int(row.amount_sats),
-                        "reason": row.reason,
-                        "created_at": row.created_at,
-                    }
+                    ReceiptRow(
+                        kind=as_call_kind(row.kind),
+                        amount_sats=int(row.amount_sats),
+                        reason=row.reason,
+                        created_at=row.created_at,
+                    )
                 )
                 if row.kind == "debit":
                     receipt.charged_sats += int(row.amount_sats)
@@ -993,4 +1053,34 @@ def _payout(row: Any) -> PayoutRecord:
         created_at=row.created_at,
         deadline_at=row.deadline_at,
         settled_at=row.settled_at,
+    )
+
+
+def _invoice(row: Any) -> InvoiceRecord:
+    return InvoiceRecord(
+        payment_hash=str(row.payment_hash),
+        session_id=None if row.session_id is None else int(row.session_id),
+        bolt11=str(row.bolt11),
+        amount_sats=int(row.amount_sats),
+        purpose=as_invoice_purpose(row.purpose),
+        status=as_invoice_status(row.status),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        paid_at=row.paid_at,
+    )
+
+
+def _payment(row: Any) -> PaymentRecord:
+    return PaymentRecord(
+        id=int(row.id),
+        session_id=None if row.session_id is None else int(row.session_id),
+        rail=as_credit_rail(row.rail),
+        payment_key=str(row.payment_key),
+        amount_sats=int(row.amount_sats),
+        fee_sats=int(row.fee_sats),
+        payment_hash=row.payment_hash,
+        movement_id=None if row.movement_id is None else int(row.movement_id),
+        ark_address=row.ark_address,
+        is_late=bool(row.is_late),
+        created_at=row.created_at,
     )

@@ -16,7 +16,8 @@ from arkgate.errors import ArkgateError, InputError, RateLimitedError, WalletUna
 from arkgate.payments import origins, subkeys
 from arkgate.payments.addresses import AddressBook
 from arkgate.payments.barkd import BarkdClient, BarkdError, Invoice
-from arkgate.payments.ledger import Ledger, SessionInfo, hash_token, new_token
+from arkgate.payments.kinds import InvoicePurpose
+from arkgate.payments.ledger import InvoiceRecord, Ledger, NewInvoice, SessionInfo, hash_token, new_token
 from arkgate.services.auth import Caller
 from arkgate.settings import Settings
 from arkgate.timestamps import format_optional
@@ -72,24 +73,24 @@ def build_bip321(invoice: str | None, ark_address: str | None, amount_sats: int 
     return "bitcoin:?" + "&".join(params)
 
 
-def invoice_of_row(row: dict[str, Any]) -> Invoice:
+def invoice_of_row(row: InvoiceRecord) -> Invoice:
     """A ledger invoice row as the adapter's ``Invoice``."""
     return Invoice(
-        bolt11=row["bolt11"],
-        payment_hash=row["payment_hash"],
-        amount_sats=int(row["amount_sats"]),
-        expires_at=row["expires_at"],
+        bolt11=row.bolt11,
+        payment_hash=row.payment_hash,
+        amount_sats=row.amount_sats,
+        expires_at=row.expires_at,
     )
 
 
-def _ledger_invoice(invoice: Invoice, purpose: str) -> dict[str, Any]:
-    return {
-        "payment_hash": invoice.payment_hash,
-        "bolt11": invoice.bolt11,
-        "amount_sats": invoice.amount_sats,
-        "expires_at": invoice.expires_at,
-        "purpose": purpose,
-    }
+def _ledger_invoice(invoice: Invoice, purpose: InvoicePurpose) -> NewInvoice:
+    return NewInvoice(
+        payment_hash=invoice.payment_hash,
+        bolt11=invoice.bolt11,
+        amount_sats=invoice.amount_sats,
+        expires_at=invoice.expires_at,
+        purpose=purpose,
+    )
 
 
 def funding_view(invoice: Invoice | None, address: str | None, amount_sats: int) -> Funding:
@@ -286,7 +287,7 @@ class SessionService:
         return [
             invoice_of_row(row)
             for row in await self.ledger.invoices_of(session_id)
-            if row["status"] == "pending" and row["expires_at"] > cutoff
+            if row.status == "pending" and row.expires_at > cutoff
         ]
 
     async def top_up(self, session: SessionInfo, amount_sats: int) -> TopUpCreated:

@@ -190,10 +190,10 @@ async def funding_qr(request: Request, payment_hash: str = "") -> Response:
     if invoice is None:
         raise NotFoundError("no such invoice")
     address = None
-    if invoice.get("session_id") is not None:
-        owner = await rt.ledger.session_by_id(int(invoice["session_id"]))
+    if invoice.session_id is not None:
+        owner = await rt.ledger.session_by_id(invoice.session_id)
         address = owner.ark_address if owner is not None else None
-    uri = build_bip321(invoice["bolt11"], address, int(invoice["amount_sats"]))
+    uri = build_bip321(invoice.bolt11, address, invoice.amount_sats)
     assert uri is not None  # an invoice always has a bolt11
     svg = base64.b64decode(render_qr(uri, fmt="svg", scale=4, border=4).image_base64)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})

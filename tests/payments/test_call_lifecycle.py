@@ -69,7 +69,7 @@ async def test_two_instances_sweeping_the_same_interrupted_calls_refund_each_onc
         for receipt in await first.receipts_of(session_id):
             assert receipt.refunded_sats == receipt.charged_sats
             assert receipt.refund_reason == INTERRUPTED
-            assert [row["kind"] for row in receipt.rows] == ["debit", "refund"]
+            assert [row.kind for row in receipt.rows] == ["debit", "refund"]
             assert not receipt.is_in_flight
         async with first.db.read() as conn:  # every Idempotency-Key released: a retry runs
             assert (await conn.execute(select(t.idempotency_keys))).first() is None

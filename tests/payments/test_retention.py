@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from arkgate.db import tables as t
 from arkgate.db.engine import utcnow
-from arkgate.payments.ledger import hash_token
+from arkgate.payments.ledger import NewInvoice, hash_token
 from arkgate.payments.retention import AGGREGATE_ENDPOINT, PruneResult, Retention, prune
 from arkgate.settings import Settings
 from tests.conftest import running_gateway
@@ -28,12 +28,12 @@ async def _count(gw: Any, table: Any) -> int:
 
 async def _unfunded_session(gw: Any) -> int:
     now = utcnow()
-    invoice = {
-        "payment_hash": secrets.token_hex(32),
-        "bolt11": "lntbs5u1unfunded",
-        "amount_sats": 500,
-        "expires_at": now + timedelta(minutes=10),
-    }
+    invoice = NewInvoice(
+        payment_hash=secrets.token_hex(32),
+        bolt11="lntbs5u1unfunded",
+        amount_sats=500,
+        expires_at=now + timedelta(minutes=10),
+    )
     return int(
         await gw.runtime.ledger.open_session(
             token_hash=hash_token(f"ak_{secrets.token_hex(16)}"),
@@ -67,13 +67,13 @@ async def test_after_the_retention_period_old_rows_go_and_balances_still_match_t
             # A top-up invoice of a funded session that was never paid.
             await gw.runtime.ledger.add_invoice(
                 funded.id,
-                {
-                    "payment_hash": secrets.token_hex(32),
-                    "bolt11": "lntbs1topup",
-                    "amount_sats": 100,
-                    "expires_at": utcnow() + timedelta(minutes=10),
-                    "purpose": "topup",
-                },
+                NewInvoice(
+                    payment_hash=secrets.token_hex(32),
+                    bolt11="lntbs1topup",
+                    amount_sats=100,
+                    expires_at=utcnow() + timedelta(minutes=10),
+                    purpose="topup",
+                ),
             )
             unfunded = [await _unfunded_session(gw) for _ in range(3)]
             balances = {token: await gw.balance(token) for token in tokens}

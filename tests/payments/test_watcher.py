@@ -163,7 +163,7 @@ async def test_invoice_expiry_runs_even_when_barkd_history_fails(paid_gateway_fa
         session = await gw.runtime.ledger.session_by_token(hash_token(created["token"]))
 
         async def status() -> str:
-            return str((await gw.runtime.ledger.invoices_of(session.id))[0]["status"])
+            return str((await gw.runtime.ledger.invoices_of(session.id))[0].status)
 
         await wait_for(lambda: _equals(status(), "expired"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import zxingcpp
@@ -13,6 +13,9 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.web.conftest import DESKTOP, PHONE, LiveGateway, axe_violations, describe, save_screenshot
+
+if TYPE_CHECKING:
+    from arkgate.payments.ledger import PaymentRecord
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -105,10 +108,10 @@ def test_ark_payment_from_the_demo_button_turns_the_page_live(new_context, live_
     assert navigations == []
     assert not any(shown["token"] in url for url in all_requests), "the token appeared in a URL"
     payments = live_gateway.run(_payments(live_gateway, shown["token"]))
-    assert [(p["rail"], p["amount_sats"]) for p in payments] == [("ark", 1234)]
+    assert [(p.rail, p.amount_sats) for p in payments] == [("ark", 1234)]
 
 
-async def _payments(gateway: LiveGateway, token: str) -> list[dict[str, Any]]:
+async def _payments(gateway: LiveGateway, token: str) -> list[PaymentRecord]:
     from arkgate.payments.ledger import hash_token
 
     rt = gateway.runtime

@@ -8,12 +8,14 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+# Re-exported: the code that writes the tables has always imported ``utcnow`` from here.
+from arkgate.timestamps import utcnow as utcnow
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -42,11 +44,6 @@ def async_url(url: str) -> str:
         return f"{_DRIVERS[scheme]}://{rest}"
     except KeyError:
         raise ValueError(f"unsupported database scheme {scheme!r} (use sqlite, postgresql or mysql)") from None
-
-
-def utcnow() -> datetime:
-    """Now, aware UTC (as ``arkgate.timestamps.utcnow``); the tables' type stores it naive."""
-    return datetime.now(UTC)
 
 
 class Database:

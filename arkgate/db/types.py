@@ -35,21 +35,3 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else from_naive_utc(value)
-
-
-# Raw driver statements (``exec_driver_sql``, asyncpg/asyncmy/sqlite3 prepared statements) skip the
-# column types: they must bind and read instants in the column's own form, as below.
-_SQLITE_TEXT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME storage format, microseconds always
-
-
-def raw_bind(instant: datetime, *, sqlite: bool) -> datetime | str:
-    """An aware instant as a raw driver statement must bind it: naive UTC, as text on SQLite."""
-    naive = to_naive_utc(instant)
-    return naive.strftime(_SQLITE_TEXT) if sqlite else naive
-
-
-def raw_result(value: datetime | str) -> datetime:
-    """An instant column read by a raw driver statement (naive UTC, or SQLite's text), as aware UTC."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return from_naive_utc(value)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text
 
 from arkgate.db.engine import Database
-from arkgate.db.types import UTCDateTime, raw_bind, raw_result
+from arkgate.db.types import UTCDateTime
 from tests.databases import backends, scratch_database
 
 _metadata = MetaData()
@@ -54,25 +54,3 @@ async def test_instants_are_stored_naive_utc_and_read_back_aware_utc(kind: str, 
 def test_binding_a_naive_datetime_is_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         UTCDateTime().process_bind_param(datetime(2026, 12, 7, 12, 0), dialect=None)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("kind", backends())
-async def test_raw_driver_statements_bind_and_read_the_column_form(kind: str, tmp_path: Path) -> None:
-    """What a raw prepared statement (the charge path) must bind matches what the column type stores."""
-    sqlite = kind == "sqlite"
-    utc = datetime(2026, 12, 7, 12, 49, 46, tzinfo=UTC)  # whole seconds: SQLite text must still carry .000000
-    async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
-        database = Database(url)
-        try:
-            async with database.write() as conn:
-                await conn.run_sync(_metadata.create_all)
-                await conn.execute(insert(_moments), [{"id": 1, "at": utc}])
-                mark = {"sqlite": "?", "mysql": "%s", "postgresql": "$1"}[kind]  # each driver's own style
-                found = (
-                    await conn.exec_driver_sql(
-                        f"SELECT id, at FROM moments WHERE at = {mark}", (raw_bind(utc, sqlite=sqlite),)
-                    )
-                ).all()
-        finally:
-            await database.dispose()
-    assert [(row[0], raw_result(row[1])) for row in found] == [(1, utc)]

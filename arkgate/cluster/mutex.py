@@ -13,7 +13,7 @@ from datetime import timedelta
 from types import TracebackType
 
 from sqlalchemy import delete, insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from arkgate.cluster.leader import instance_id
 from arkgate.db import tables as t
@@ -21,6 +21,7 @@ from arkgate.db.engine import Database, utcnow
 from arkgate.errors import ConflictError
 
 RETRY_S = 0.1
+MYSQL_DEADLOCK = 1213
 
 
 class DatabaseMutex:
@@ -76,4 +77,15 @@ class DatabaseMutex:
                 )
         except IntegrityError:
             return False
+        except OperationalError as error:
+            # InnoDB: two inserters waiting on a holder's row that is then released both get its shared
+            # lock and deadlock upgrading it; the server rolls one back. That one simply lost this round.
+            if _error_code(error) != MYSQL_DEADLOCK:
+                raise
+            return False
         return True
+
+
+def _error_code(error: OperationalError) -> object:
+    args = getattr(error.orig, "args", ())
+    return args[0] if args else None

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from arkgate.db.held import HeldConnections, closed_by_server
+
 # Re-exported: the code that writes the tables has always imported ``utcnow`` from here.
 from arkgate.timestamps import utcnow as utcnow
 
@@ -101,6 +103,8 @@ class Database:
                 # transaction, one round trip (``db/prepared.py``); every value is still bound.
                 kwargs["connect_args"] = {"client_flag": CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS}
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        # The hot statements' connections (``db/prepared.py``); SQLite reads on ``sqlite_reader`` instead.
+        self.held = HeldConnections(self.engine, keep=max(1, pool_size // 2), idle_check_s=idle_check_s)
         self.idle_check_s = idle_check_s
         self.idle_checks = 0  # round trips spent testing idle connections (the tests read it)
         if self.is_sqlite:
@@ -134,7 +138,7 @@ class Database:
         another (SQLAlchemy's documented custom-ping recipe). A connection back in the pool
         within ``idle_check_s`` is handed out untested: under load that is every checkout.
         """
-        if _closed_by_server(getattr(dbapi_conn, "driver_connection", None)):
+        if closed_by_server(getattr(dbapi_conn, "driver_connection", None)):
             raise exc.DisconnectionError("the server closed this connection")
         checked_in = record.info.get(_CHECKED_IN_AT)
         if checked_in is None or time.monotonic() - checked_in < self.idle_check_s:
@@ -172,6 +176,7 @@ class Database:
         if self.sqlite_reader is not None:
             self.sqlite_reader.close()
             self.sqlite_reader = None
+        await self.held.aclose()
         await self.engine.dispose()
 
     def drop_connections(self) -> None:
@@ -182,6 +187,7 @@ class Database:
         garbage collected).
         """
         self.engine.sync_engine.pool._invalidate(None, _checkin=False)  # type: ignore[arg-type]
+        self.held.drop()
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -193,19 +199,6 @@ def _ensure_sqlite_dir(url: str) -> None:
     if path and path != ":memory:":
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-
-
-def _closed_by_server(driver: Any) -> bool:
-    """What the driver already knows, for free: the server's FIN reaches it within one loop iteration.
-
-    asyncpg has ``is_closed()``; asyncmy's transport is closing once the socket hit EOF (a
-    ``KILL``, a server restart).
-    """
-    is_closed = getattr(driver, "is_closed", None)
-    if callable(is_closed):
-        return bool(is_closed())
-    transport = getattr(driver, "_transport", None)
-    return transport is not None and bool(transport.is_closing())
 
 
 def _note_checkin(_dbapi_conn: Any, record: Any) -> None:

@@ -3,8 +3,8 @@
 For the few hot statements (a paid call's charge and settlement) SQLAlchemy's per-execution work
 (result metadata, the async adapter's cursor, a transaction's BEGIN and COMMIT round trips) costs
 more than the statements themselves. A ``DriverScript`` compiles Core statements once for the
-engine's dialect; ``fetchrow`` checks a connection out of the engine's own pool (its checkout test,
-recycling and disposal all still apply) and sends them in one round trip:
+engine's dialect; ``fetchrow`` takes one of the connections the database holds for them
+(``db/held.py``: the engine's own, kept checked out between uses) and sends them in one round trip:
 
 - asyncpg (PostgreSQL): one statement, prepared the first time on each connection and kept in the
   connection's pool record, so it lives and dies with that connection. It runs outside any
@@ -20,29 +20,36 @@ recycling and disposal all still apply) and sends them in one round trip:
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import ARRAY, any_, bindparam
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from arkgate.db.engine import Database
+from arkgate.db.held import closed_by_server
 
 _PREPARED = "arkgate.prepared"
 _NOT_BUILT: Any = object()
 
 
 @dataclass(frozen=True)
-class _Compiled:
+class Compiled:
     sql: str
     binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
     # The returned columns that SQLAlchemy would convert (a TypeDecorator's process_result_value).
     results: tuple[tuple[str, Callable[[Any], Any]], ...]
+    # Values the statement carries itself (a literal in an expression), for binds the caller does not name.
+    constants: Mapping[str, Any]
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        return [params[name] if convert is None else convert(params[name]) for name, convert in self.binds]
+        values = ((name, params[name] if name in params else self.constants[name], c) for name, c in self.binds)
+        return [value if convert is None else convert(value) for _, value, convert in values]
 
     def row(self, raw: Any) -> dict[str, Any] | None:
         if raw is None:
@@ -58,26 +65,29 @@ class DriverScript:
 
     def __init__(self, build: Callable[[Dialect], tuple[Any, ...] | None]) -> None:
         self._build = build
-        self._compiled: _Compiled | None = _NOT_BUILT
+        self._compiled: Compiled | None = _NOT_BUILT
 
-    def compiled(self, dialect: Dialect) -> _Compiled | None:
+    def compiled(self, dialect: Dialect) -> Compiled | None:
         if self._compiled is not _NOT_BUILT:
             return self._compiled
         if dialect.server_version_info is None and dialect.name != "sqlite":
             return None  # the engine has not connected yet: what the dialect supports is unknown
         statements = self._build(dialect) if dialect.driver in ("asyncpg", "asyncmy", "aiosqlite") else None
-        self._compiled = None if statements is None else _compile(statements, dialect)
+        self._compiled = None if statements is None else compile_statements(statements, dialect)
         return self._compiled
 
 
-def _compile(statements: tuple[Any, ...], dialect: Dialect) -> _Compiled:
+def compile_statements(statements: tuple[Any, ...], dialect: Dialect, column_keys: list[str] | None = None) -> Compiled:
+    """``column_keys``: an INSERT's columns, from its parameters (as ``Connection.execute`` does)."""
     sql: list[str] = []
     binds: list[tuple[str, Callable[[Any], Any] | None]] = []
     results: list[tuple[str, Callable[[Any], Any]]] = []
+    constants: dict[str, Any] = {}
     for statement in statements:
-        compiled = statement.compile(dialect=dialect)
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         assert isinstance(compiled, SQLCompiler)
         sql.append(compiled.string)
+        constants.update((name, bind.value) for name, bind in compiled.binds.items() if not bind.required)
         # Each bind converted exactly as SQLAlchemy would (a TypeDecorator's process_bind_param included).
         # ``dialect_impl``: the type SQLAlchemy itself would use on this dialect (its variant, its own impl).
         binds.extend(
@@ -88,7 +98,7 @@ def _compile(statements: tuple[Any, ...], dialect: Dialect) -> _Compiled:
             convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
             if convert is not None:
                 results.append((column.name, convert))
-    return _Compiled(sql=";\n".join(sql), binds=tuple(binds), results=tuple(results))
+    return Compiled(sql=";\n".join(sql), binds=tuple(binds), results=tuple(results), constants=constants)
 
 
 class NotApplicable(Exception):
@@ -103,32 +113,155 @@ async def fetchrow(database: Database, script: DriverScript, params: Mapping[str
     arguments = compiled.arguments(params)
     if database.is_sqlite:
         return compiled.row(_sqlite_fetchrow(database, compiled.sql, arguments))
+    rows = await _run(database, compiled, arguments, many=False)
+    return compiled.row(rows[0] if rows else None)
+
+
+async def _run(database: Database, compiled: Compiled, arguments: list[Any], *, many: bool) -> list[Any]:
+    """The script's rows (the first only unless ``many``) on a held connection of the server database."""
     on_asyncpg = database.engine.dialect.driver == "asyncpg"
-    async with database.engine.connect() as conn:
-        pooled = await conn.get_raw_connection()
-        driver: Any = pooled.driver_connection
+    held = await database.held.acquire()
+    driver = held.driver
+    try:
+        if on_asyncpg:
+            prepared: dict[str, Any] = held.info.setdefault(_PREPARED, {})
+            ready = prepared.get(compiled.sql)
+            if ready is None:
+                ready = prepared[compiled.sql] = await driver.prepare(compiled.sql)
+            if many:
+                rows = list(await ready.fetch(*arguments))
+            else:
+                row = await ready.fetchrow(*arguments)
+                rows = [] if row is None else [row]
+        else:
+            rows = await _asyncmy_fetch(driver, compiled.sql, arguments)
+    except BaseException as error:
+        # asyncpg: a failed statement outside a transaction leaves nothing open. asyncmy: a failed
+        # script may leave its transaction open. One cancelled mid-way may leave the protocol in an
+        # unknown state on either driver.
+        clean = (
+            isinstance(error, Exception)
+            and not _connection_lost(driver, error)
+            and (on_asyncpg or await _rolled_back(driver))
+        )
+        if clean:
+            await database.held.release(held)
+        else:
+            # Never handed out again; the caller sees the error (the statement may or may not have
+            # committed: an in-flight call is left to the sweep).
+            await database.held.discard(held, error)
+        raise
+    await database.held.release(held)
+    return rows
+
+
+class KeyedScript:
+    """A statement over many keys at once, whose rows carry their key: one round trip for a batch.
+
+    ``build(dialect, matches)`` returns the statements; ``matches(column)`` is the condition "column is
+    one of the keys": ``= ANY($1)`` with one array parameter on PostgreSQL (one prepared statement for
+    every batch size), ``IN (...)`` with a parameter per key on MariaDB (compiled once per size).
+    """
+
+    def __init__(self, build: Callable[[Dialect, Callable[[Any], Any]], tuple[Any, ...] | None], key: str) -> None:
+        self._build = build
+        self.key = key
+        self._compiled: dict[int, Compiled | None] = {}
+
+    def compiled(self, dialect: Dialect, size: int) -> Compiled | None:
+        """For ``size`` keys; None where it does not run (SQLite: its reads are cheap already)."""
+        if dialect.driver not in ("asyncpg", "asyncmy") or dialect.server_version_info is None:
+            return None  # or not connected yet: what the dialect supports is unknown
+        size = 0 if dialect.name == "postgresql" else size
+        if size not in self._compiled:
+            statements = self._build(dialect, _matcher(dialect, size))
+            self._compiled[size] = None if statements is None else compile_statements(statements, dialect)
+        return self._compiled[size]
+
+
+def _matcher(dialect: Dialect, size: int) -> Callable[[Any], Any]:
+    def matches(column: Any) -> Any:
+        if dialect.name == "postgresql":
+            return column == any_(bindparam("p_keys", type_=ARRAY(column.type)))
+        return column.in_([bindparam(f"p_keys_{i}", type_=column.type) for i in range(size)])
+
+    return matches
+
+
+async def fetch_keyed(database: Database, script: KeyedScript, keys: list[Any]) -> dict[Any, list[dict[str, Any]]]:
+    """The script's rows for ``keys``, by key; ``NotApplicable`` if it cannot run here."""
+    compiled = script.compiled(database.engine.dialect, len(keys))
+    if compiled is None:
+        raise NotApplicable
+    if database.engine.dialect.name == "postgresql":
+        params: dict[str, Any] = {"p_keys": keys}
+    else:
+        params = {f"p_keys_{i}": key for i, key in enumerate(keys)}
+    found: dict[Any, list[dict[str, Any]]] = {}
+    for raw in await _run(database, compiled, compiled.arguments(params), many=True):
+        row = compiled.row(raw)
+        assert row is not None
+        found.setdefault(row[script.key], []).append(row)
+    return found
+
+
+class Coalescer:
+    """Lookups by key that arrive while the previous batch is out go together in the next one.
+
+    The first request finds nothing in flight and goes at once (no added latency when idle); under
+    load each round trip serves every request that arrived meanwhile, so the driver's per-query CPU
+    is paid once per batch. Every lookup still starts after its request arrived, so it sees every
+    write committed before. ``claim``: a row answers only the first waiter for its key (the others
+    get None), for statements whose row is a claim (a DELETE ... RETURNING); otherwise waiters for
+    the same key share the row.
+    """
+
+    def __init__(self, database: Database, script: KeyedScript, *, claim: bool, max_batch: int = 64) -> None:
+        self.database = database
+        self.script = script
+        self.claim = claim
+        self.max_batch = max_batch
+        self._waiting: dict[Any, list[asyncio.Future[dict[str, Any] | None]]] = {}
+        self._drain: asyncio.Task[None] | None = None
+
+    async def fetch(self, key: Any) -> dict[str, Any] | None:
+        """The row for ``key`` or None; ``NotApplicable`` where the script cannot run."""
+        if self.script.compiled(self.database.engine.dialect, 1) is None:
+            raise NotApplicable
+        waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(waiter)
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._send_batches())
+        return await waiter
+
+    async def _send_batches(self) -> None:
         try:
-            if on_asyncpg:
-                prepared: dict[str, Any] = pooled.info.setdefault(_PREPARED, {})
-                ready = prepared.get(compiled.sql)
-                if ready is None:
-                    ready = prepared[compiled.sql] = await driver.prepare(compiled.sql)
-                return compiled.row(await ready.fetchrow(*arguments))
-            return compiled.row(await _asyncmy_fetchrow(driver, compiled.sql, arguments))
-        except BaseException as error:
-            # asyncpg: a failed statement outside a transaction leaves nothing open. asyncmy: a failed
-            # script may leave its transaction open (the pool does no reset on return there). One
-            # cancelled mid-way may leave the protocol in an unknown state on either driver.
-            clean = (
-                isinstance(error, Exception)
-                and not _connection_lost(driver, error)
-                and (on_asyncpg or await _rolled_back(driver))
-            )
-            if not clean:
-                # The pool must not hand this connection out again; the caller sees the error (the
-                # statement may or may not have committed: an in-flight call is left to the sweep).
-                await conn.invalidate(error if isinstance(error, Exception) else None)
-            raise
+            while self._waiting:
+                batch = {}
+                for key in list(itertools.islice(self._waiting, self.max_batch)):
+                    # A lookup cancelled before its batch went is not sent: a claim nobody hears must not happen.
+                    waiters = [waiter for waiter in self._waiting.pop(key) if not waiter.done()]
+                    if waiters:
+                        batch[key] = waiters
+                if not batch:
+                    continue
+                try:
+                    found = await fetch_keyed(self.database, self.script, list(batch))
+                except BaseException as error:
+                    for waiters in batch.values():
+                        for waiter in waiters:
+                            if not waiter.done():
+                                waiter.set_exception(error if isinstance(error, Exception) else NotApplicable())
+                    if not isinstance(error, Exception):
+                        raise
+                    continue
+                for key, waiters in batch.items():
+                    row = found[key][0] if key in found else None
+                    for i, waiter in enumerate(waiters):
+                        if not waiter.done():
+                            waiter.set_result(row if i == 0 or not self.claim else None)
+        finally:
+            self._drain = None
 
 
 def _sqlite_fetchrow(database: Database, sql: str, arguments: list[Any]) -> Any:
@@ -149,19 +282,19 @@ def _sqlite_fetchrow(database: Database, sql: str, arguments: list[Any]) -> Any:
         raise NotApplicable from error
 
 
-async def _asyncmy_fetchrow(driver: Any, sql: str, arguments: list[Any]) -> Any:
+async def _asyncmy_fetch(driver: Any, sql: str, arguments: list[Any]) -> list[Any]:
+    """The rows of the script's (one) result set."""
     from asyncmy.cursors import DictCursor
 
-    row = None
+    rows: list[Any] = []
     async with driver.cursor(DictCursor) as cursor:
         await cursor.execute(sql, arguments)
         while True:  # read every result, so the connection is ready for its next query
             if cursor.description is not None:
-                rows = await cursor.fetchall()
-                row = rows[0] if rows else row
+                rows = list(await cursor.fetchall()) or rows
             if not await cursor.nextset():
                 break
-    return row
+    return rows
 
 
 async def _rolled_back(driver: Any) -> bool:
@@ -173,10 +306,4 @@ async def _rolled_back(driver: Any) -> bool:
 
 
 def _connection_lost(driver: Any, error: BaseException) -> bool:
-    if isinstance(error, OSError | ConnectionError):
-        return True
-    is_closed = getattr(driver, "is_closed", None)
-    if callable(is_closed):
-        return bool(is_closed())
-    transport = getattr(driver, "_transport", None)
-    return transport is not None and bool(transport.is_closing())
+    return isinstance(error, OSError | ConnectionError) or closed_by_server(driver)

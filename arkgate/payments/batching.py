@@ -3,9 +3,10 @@
 SQLite has one writer, so concurrent charges queue for it anyway. Instead of one
 transaction (and several driver thread hops) per call, the batcher applies every
 operation waiting at that moment in one transaction on a dedicated *sync* SQLAlchemy
-connection in a worker thread. The operations are the same functions the other
-databases run through ``AsyncConnection.run_sync`` (``charging.py``): the money rules
-exist once, only the commit is shared.
+connection in a worker thread (the ledger's: each statement on its DBAPI cursor, ``db/direct.py``).
+The operations are the same functions the other databases run through
+``AsyncConnection.run_sync`` (``charging.py``): the money rules exist once, only the commit
+is shared.
 
 An operation that may fail after writing (a charge claiming an Idempotency-Key) runs in its
 own SAVEPOINT, so its failure rolls back only itself. The others may fail only with an
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from arkgate.db.direct import DirectConnection
 from arkgate.db.engine import sqlite_pragmas
 from arkgate.errors import ArkgateError
 
@@ -60,8 +62,11 @@ def sync_sqlite_engine(path: str, *, synchronous: str = "FULL") -> Engine:
 class GroupCommit:
     """Runs ledger operations ``fn(connection) -> result`` in shared SQLite transactions."""
 
-    def __init__(self, path: str, write_lock: asyncio.Lock, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str, write_lock: asyncio.Lock, *, synchronous: str = "FULL", direct: bool = False) -> None:
+        """``direct``: every operation executes only module-constant statements (``charging``'s rules), so
+        they may run on SQLite's own cursor (``db/direct.py``)."""
         self._path = path
+        self._direct = direct
         self._synchronous = synchronous
         self._lock = write_lock
         self._pending: list[tuple[Operation, bool, asyncio.Future[Any]]] = []
@@ -116,7 +121,8 @@ class GroupCommit:
     def _apply_once(self, batch: list[tuple[Operation, bool]], *, every_savepoint: bool) -> list[tuple[bool, Any]]:
         assert self._engine is not None
         outcomes: list[tuple[bool, Any]] = []
-        with self._engine.begin() as conn:
+        with self._engine.begin() as sa_conn:
+            conn = cast(Connection, DirectConnection(sa_conn)) if self._direct else sa_conn
             for operation, savepoint in batch:
                 if savepoint or every_savepoint:
                     try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -527,27 +528,30 @@ def apply_settlement(conn: Connection, request: SettlementRequest) -> Settled | 
 
 # The same settlement as one statement, for the common case: nothing to refund and no
 # Idempotency-Key on the call. ``apply_settlement`` then only deletes the in-flight row (the claim);
-# this is that DELETE, matching only such a row. When it matches nothing (the call had a key, or
-# was settled already) the caller runs ``apply_settlement``, which handles both.
-SETTLE_STATEMENT = _END_IN_FLIGHT_RETURNING.where(_flight.c.idem_key.is_(None))
-
-
-def settle_script(dialect: Dialect) -> tuple[Any, ...] | None:
-    """The statements that settle in one round trip (MariaDB: the DELETE, then COMMIT), or None."""
+# this is that DELETE, matching only such rows, for many calls at once (``prepared.Coalescer`` sends
+# the settlements that arrive together in one round trip; each row claims its own call). A call it
+# does not return (it had a key, or was settled already) goes to ``apply_settlement``, which handles both.
+def settle_script(dialect: Dialect, matches: Callable[[Any], Any]) -> tuple[Any, ...] | None:
+    """The plain settlement of the calls ``matches`` selects (MariaDB: the DELETE, then COMMIT), or None."""
+    statement = (
+        delete(_flight)
+        .where(matches(_flight.c.call_id), _flight.c.idem_key.is_(None))
+        .returning(_flight.c.call_id, _flight.c.session_id, _flight.c.endpoint_id)
+    )
     if dialect.name == "postgresql":
-        return (SETTLE_STATEMENT,)
+        return (statement,)
     if dialect.name == "mysql" and dialect.delete_returning:  # MariaDB has DELETE ... RETURNING
-        return (SETTLE_STATEMENT, text("COMMIT"))
+        return (statement, text("COMMIT"))
     return None
 
 
-def settle_statement_params(request: SettlementRequest) -> dict[str, Any] | None:
-    """``SETTLE_STATEMENT``'s parameters, or None if the settlement may refund (``apply_settlement``)."""
-    return {"p_call_id": request.call_id} if request.refund_sats <= 0 else None
+def plainly_settled(request: SettlementRequest) -> bool:
+    """Whether ``settle_script`` may end this call: it refunds nothing (else ``apply_settlement``)."""
+    return request.refund_sats <= 0
 
 
 def settled(request: SettlementRequest, row: Any) -> Settled:
-    """What ``SETTLE_STATEMENT`` returned (a row: this settlement claimed the call)."""
+    """What ``settle_script`` returned for the call (a row: this settlement claimed it)."""
     return Settled(
         call_id=request.call_id,
         session_id=int(row["session_id"]),

@@ -287,13 +287,19 @@ class Ledger:
         self.on_refund: Callable[[Settled, str | None], None] | None = None
         self._group: GroupCommit | None = None
         if group_commit and database.sqlite_path is not None and database.write_lock is not None:
-            self._group = GroupCommit(
-                database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous
+            self._group = GroupCommit(  # ``_write``'s operations are ``charging``'s rules: direct
+                database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous, direct=True
             )
         # PostgreSQL and MariaDB: the common charge and settlement in one round trip each (``charging.py``).
         self._charge_script = prepared.DriverScript(charging.charge_script)
-        self._settle_script = prepared.DriverScript(charging.settle_script)
-        self._session_script = prepared.DriverScript(_session_by_token_script)
+        self._session_script = prepared.DriverScript(_session_by_token_script)  # SQLite's reader
+        # On a server, concurrent lookups and plain settlements go in one round trip per batch.
+        self._sessions_by_token = prepared.Coalescer(
+            database, prepared.KeyedScript(_sessions_by_token_script, key="token_hash"), claim=False
+        )
+        self._settlements = prepared.Coalescer(
+            database, prepared.KeyedScript(charging.settle_script, key="call_id"), claim=True
+        )
 
     def close(self) -> None:
         if self._group is not None:
@@ -361,7 +367,10 @@ class Ledger:
 
     async def session_by_token(self, token_hash: str) -> SessionInfo | None:
         try:  # every paid call's and balance poll's lookup: one round trip on the driver where it can
-            found = await prepared.fetchrow(self.db, self._session_script, {"p_token_hash": token_hash})
+            if self.db.is_sqlite:
+                found = await prepared.fetchrow(self.db, self._session_script, {"p_token_hash": token_hash})
+            else:
+                found = await self._sessions_by_token.fetch(token_hash)
             row: Any = None if found is None else SimpleNamespace(**found)
         except prepared.NotApplicable:
             async with self.db.read() as conn:
@@ -707,11 +716,10 @@ class Ledger:
         return None if row is None else charging.charged(row)
 
     async def _settle_in_one_statement(self, request: SettlementRequest) -> Settled | None:
-        params = charging.settle_statement_params(request)
-        if params is None:
+        if not charging.plainly_settled(request):
             return None
         try:
-            row = await prepared.fetchrow(self.db, self._settle_script, params)
+            row = await self._settlements.fetch(request.call_id)
         except prepared.NotApplicable:
             return None
         return None if row is None else charging.settled(request, row)
@@ -1016,8 +1024,13 @@ _SESSION_BY_TOKEN = select(t.sessions).where(t.sessions.c.token_hash == bindpara
 
 
 def _session_by_token_script(dialect: Dialect) -> tuple[Any, ...]:
+    return (_SESSION_BY_TOKEN,)
+
+
+def _sessions_by_token_script(dialect: Dialect, matches: Callable[[Any], Any]) -> tuple[Any, ...]:
+    lookup = select(t.sessions).where(matches(t.sessions.c.token_hash))
     # MariaDB: the SELECT opens a transaction (no autocommit); its COMMIT goes in the same round trip.
-    return (_SESSION_BY_TOKEN, text("COMMIT")) if dialect.name == "mysql" else (_SESSION_BY_TOKEN,)
+    return (lookup, text("COMMIT")) if dialect.name == "mysql" else (lookup,)
 
 
 def _session(row: Any) -> SessionInfo:

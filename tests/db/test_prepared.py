@@ -123,7 +123,127 @@ async def test_a_driver_round_trip_cancelled_midway_never_returns_its_connection
             # The next round trip runs on a fresh connection: the cancelled one was dropped, not pooled.
             backend = await prepared.fetchrow(database, prepared.DriverScript(lambda _: (text(BACKEND_ID[kind]),)), {})
             assert backend is not None and int(backend["x"]) != busy
+            await database.held.aclose()  # the one connection held now goes back: nothing else is out
             assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         finally:
             await watcher.dispose()
+            await database.dispose()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_hot_statements_reuse_a_held_connection_without_a_pool_checkout(kind: str, tmp_path: Path) -> None:
+    async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
+        database = Database(url, pool_size=2, idle_check_s=3600)
+        try:
+            async with database.read() as conn:  # connected: the dialect knows its server
+                await conn.execute(text("SELECT 1"))
+            whoami = prepared.DriverScript(lambda _: (text(BACKEND_ID[kind]),))
+            first = await prepared.fetchrow(database, whoami, {})
+            checkouts: list[object] = []
+            event.listen(database.engine.sync_engine.pool, "checkout", lambda *a: checkouts.append(a))
+            for _ in range(3):
+                assert await prepared.fetchrow(database, whoami, {}) == first
+            assert checkouts == []
+            assert database.held.idle_checks == 0  # used moments ago: no test round trip
+
+            database.drop_connections()  # what a failed health probe does: held ones go back to the pool too
+            assert await prepared.fetchrow(database, whoami, {}) != first
+            assert len(checkouts) == 1
+        finally:
+            await database.dispose()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_a_held_connection_idle_for_a_while_is_tested_and_replaced_when_dead(kind: str, tmp_path: Path) -> None:
+    async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
+        database = Database(url, pool_size=2, idle_check_s=0.0)  # every reuse counts as after a while
+        try:
+            async with database.read() as conn:  # connected: the dialect knows its server
+                await conn.execute(text("SELECT 1"))
+            whoami = prepared.DriverScript(lambda _: (text(BACKEND_ID[kind]),))
+            first = await prepared.fetchrow(database, whoami, {})
+            assert await prepared.fetchrow(database, whoami, {}) == first
+            assert database.held.idle_checks == 1
+            assert first is not None
+            # The server closes it while held: the next hot statement runs on another connection.
+            async with database.read() as conn:
+                if kind == "postgresql":
+                    await conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": int(first["x"])})
+                else:
+                    await conn.execute(text(f"KILL {int(first['x'])}"))
+                await conn.commit()
+            second = await prepared.fetchrow(database, whoami, {})
+            assert second is not None and second != first
+        finally:
+            await database.dispose()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_concurrent_lookups_and_settlements_share_round_trips_and_stay_exact(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coalescer: many requests, few batches; every caller still gets its own answer, once."""
+    async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
+        database = Database(url, pool_size=4)
+        try:
+            await migrate.upgrade(database)
+            ledger = Ledger(database, session_ttl_s=3600)
+            tokens = [hash_token(f"ak_batch_{i}") for i in range(20)]
+            for i, token_hash in enumerate(tokens):
+                session_id = await ledger.open_session(token_hash=token_hash, requested_sats=0, ark_address=None)
+                await ledger.credit_free(session_id, 100 + i)
+            batches: list[int] = []
+            real = prepared.fetch_keyed
+
+            async def counted(database: Database, script: prepared.KeyedScript, keys: list[object]) -> object:
+                batches.append(len(keys))
+                return await real(database, script, keys)
+
+            monkeypatch.setattr(prepared, "fetch_keyed", counted)
+
+            # 20 distinct tokens, each asked 3 times at once, and one unknown token.
+            asked = [*tokens, *tokens, *tokens, hash_token("ak_unknown")]
+            sessions = await asyncio.gather(*(ledger.session_by_token(token_hash) for token_hash in asked))
+            assert sessions[-1] is None
+            assert [s.balance_sats for s in sessions[:20]] == [100 + i for i in range(20)]  # type: ignore[union-attr]
+            assert sessions[:20] == sessions[20:40] == sessions[40:60]
+            assert sum(batches) == 21 and len(batches) < 21  # each distinct key sent once, in shared batches
+
+            batches.clear()
+            charges = await asyncio.gather(*(ledger.charge(token_hash, "qr-generate", 5) for token_hash in tokens))
+            # Each call settled by two settlers at once (the meter and, say, a sweep): exactly one claims it.
+            settled = await asyncio.gather(*(ledger.settle(charge.call_id) for charge in charges for _ in range(2)))
+            assert sum(s is not None for s in settled) == len(charges)
+            assert len(batches) < len(charges)
+            for charge in charges:
+                assert await ledger.in_flight_call_ids(charge.session_id) == set()
+            assert await ledger.inconsistent_sessions() == []
+        finally:
+            await database.dispose()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_a_settlement_cancelled_before_its_batch_leaves_the_call_in_flight(kind: str, tmp_path: Path) -> None:
+    async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
+        database = Database(url, pool_size=4)
+        try:
+            await migrate.upgrade(database)
+            ledger = Ledger(database, session_ttl_s=3600)
+            token_hash = hash_token("ak_cancel")
+            session_id = await ledger.open_session(token_hash=token_hash, requested_sats=0, ark_address=None)
+            await ledger.credit_free(session_id, 10)
+            first, second = [await ledger.charge(token_hash, "qr-generate", 2) for _ in range(2)]
+            sent = asyncio.ensure_future(ledger.settle(first.call_id))  # goes at once: nothing in flight
+            await asyncio.sleep(0)
+            dropped = asyncio.ensure_future(ledger.settle(second.call_id))  # waits for the next batch
+            await asyncio.sleep(0)
+            dropped.cancel()
+            assert await sent is not None
+            with pytest.raises(asyncio.CancelledError):
+                await dropped
+            # Never sent: the call is still in flight, for the meter or the sweep to settle (and refund).
+            assert await ledger.in_flight_call_ids(session_id) == {second.call_id}
+            assert await ledger.refund(second, 2, reason="interrupted") == 8
+            assert await ledger.inconsistent_sessions() == []
+        finally:
             await database.dispose()

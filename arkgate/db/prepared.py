@@ -32,7 +32,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from arkgate.db.engine import Database
-from arkgate.db.held import closed_by_server
+from arkgate.db.held import Held, closed_by_server
 
 _PREPARED = "arkgate.prepared"
 _NOT_BUILT: Any = object()
@@ -46,6 +46,7 @@ class Compiled:
     results: tuple[tuple[str, Callable[[Any], Any]], ...]
     # Values the statement carries itself (a literal in an expression), for binds the caller does not name.
     constants: Mapping[str, Any]
+    statements: int = 1
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values = ((name, params[name] if name in params else self.constants[name], c) for name, c in self.binds)
@@ -98,7 +99,9 @@ def compile_statements(statements: tuple[Any, ...], dialect: Dialect, column_key
             convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
             if convert is not None:
                 results.append((column.name, convert))
-    return Compiled(sql=";\n".join(sql), binds=tuple(binds), results=tuple(results), constants=constants)
+    return Compiled(
+        sql=";\n".join(sql), binds=tuple(binds), results=tuple(results), constants=constants, statements=len(sql)
+    )
 
 
 class NotApplicable(Exception):
@@ -119,11 +122,10 @@ async def fetchrow(database: Database, script: DriverScript, params: Mapping[str
 
 async def _run(database: Database, compiled: Compiled, arguments: list[Any], *, many: bool) -> list[Any]:
     """The script's rows (the first only unless ``many``) on a held connection of the server database."""
-    on_asyncpg = database.engine.dialect.driver == "asyncpg"
     held = await database.held.acquire()
     driver = held.driver
     try:
-        if on_asyncpg:
+        if database.engine.dialect.driver == "asyncpg":
             prepared: dict[str, Any] = held.info.setdefault(_PREPARED, {})
             ready = prepared.get(compiled.sql)
             if ready is None:
@@ -136,23 +138,113 @@ async def _run(database: Database, compiled: Compiled, arguments: list[Any], *, 
         else:
             rows = await _asyncmy_fetch(driver, compiled.sql, arguments)
     except BaseException as error:
-        # asyncpg: a failed statement outside a transaction leaves nothing open. asyncmy: a failed
-        # script may leave its transaction open. One cancelled mid-way may leave the protocol in an
-        # unknown state on either driver.
-        clean = (
-            isinstance(error, Exception)
-            and not _connection_lost(driver, error)
-            and (on_asyncpg or await _rolled_back(driver))
-        )
-        if clean:
-            await database.held.release(held)
-        else:
-            # Never handed out again; the caller sees the error (the statement may or may not have
-            # committed: an in-flight call is left to the sweep).
-            await database.held.discard(held, error)
+        await _give_back(database, held, error)
         raise
-    await database.held.release(held)
+    await _give_back(database, held, None)
     return rows
+
+
+async def _give_back(database: Database, held: Held, error: BaseException | None) -> bool:
+    """Return the connection after use; after ``error``, only if it is known clean. True if it was."""
+    if error is None:
+        await database.held.release(held)
+        return True
+    # asyncpg: a failed statement outside a transaction leaves nothing open. asyncmy: a failed
+    # script may leave its transaction open. One cancelled mid-way may leave the protocol in an
+    # unknown state on either driver.
+    clean = (
+        isinstance(error, Exception)
+        and not _connection_lost(held.driver, error)
+        and (database.engine.dialect.driver == "asyncpg" or await _rolled_back(held.driver))
+    )
+    if clean:
+        await database.held.release(held)
+    else:
+        # Never handed out again; the caller sees the error (the statement may or may not have
+        # committed: an in-flight call is left to the sweep).
+        await database.held.discard(held, error)
+    return clean
+
+
+class ScriptBatch:
+    """Callers of one write script that arrive while the previous batch is out share the next round trip.
+
+    MariaDB only: the copies, each with its caller's values, go as one multi-statement query ending in
+    one COMMIT, so the batch is one transaction (and one log flush) as SQLite's group commit is. The
+    server runs the copies in order, each seeing the ones before: what running them one after another
+    would give. Any error rolls the whole batch back; then every caller gets ``NotApplicable`` (and runs
+    the general path) if the connection is known clean, else the error, as a lone script's caller would.
+    Elsewhere each caller runs ``fetchrow`` on its own (PostgreSQL's extended protocol takes one
+    statement per round trip), and the script must not hold its own COMMIT.
+    """
+
+    def __init__(self, database: Database, script: DriverScript, *, max_batch: int = 32) -> None:
+        self.database = database
+        self.script = script
+        self.max_batch = max_batch
+        self._waiting: list[tuple[list[Any], asyncio.Future[dict[str, Any] | None]]] = []
+        self._drain: asyncio.Task[None] | None = None
+
+    async def fetchrow(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """As ``fetchrow``: the first row of this caller's copy, or None; ``NotApplicable`` if it cannot run."""
+        compiled = self.script.compiled(self.database.engine.dialect)
+        if compiled is None or self.database.engine.dialect.driver != "asyncmy":
+            return await fetchrow(self.database, self.script, params)
+        waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((compiled.arguments(params), waiter))
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._send_batches(compiled))
+        return await waiter
+
+    async def _send_batches(self, compiled: Compiled) -> None:
+        try:
+            while self._waiting:
+                batch = [(args, waiter) for args, waiter in self._waiting[: self.max_batch] if not waiter.done()]
+                del self._waiting[: self.max_batch]
+                if batch:
+                    await self._send(compiled, batch)
+        finally:
+            self._drain = None
+
+    async def _send(self, compiled: Compiled, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        sql = ";\n".join([compiled.sql] * len(batch) + ["COMMIT"])
+        held = await self.database.held.acquire()
+        try:
+            results = await _asyncmy_results(held.driver, sql, [value for args, _ in batch for value in args])
+        except BaseException as error:
+            clean = await _give_back(self.database, held, error)  # rolled back if clean
+            for _, waiter in batch:
+                if waiter.done():
+                    continue
+                if clean:
+                    waiter.set_exception(NotApplicable())
+                elif isinstance(error, Exception):
+                    waiter.set_exception(error)
+                else:
+                    waiter.cancel()  # cancelled mid-way, as a lone script's caller would be
+            if not isinstance(error, Exception):
+                raise
+            return
+        await _give_back(self.database, held, None)
+        per_copy = compiled.statements
+        for i, (_, waiter) in enumerate(batch):
+            rows = next((rows for rows in results[i * per_copy : (i + 1) * per_copy] if rows is not None), [])
+            if not waiter.done():
+                waiter.set_result(compiled.row(rows[0] if rows else None))
+
+
+async def _asyncmy_results(driver: Any, sql: str, arguments: list[Any]) -> list[list[Any] | None]:
+    """Each statement's rows (None for one that returns none), in order."""
+    from asyncmy.cursors import DictCursor
+
+    results: list[list[Any] | None] = []
+    async with driver.cursor(DictCursor) as cursor:
+        await cursor.execute(sql, arguments)
+        while True:
+            results.append(list(await cursor.fetchall()) if cursor.description is not None else None)
+            if not await cursor.nextset():
+                break
+    return results
 
 
 class KeyedScript:

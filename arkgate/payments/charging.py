@@ -438,12 +438,14 @@ CHARGE_SCRIPT_MARIADB = (
     _rows_from(_calls, "debit_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
     _rows_from(_flight, "in_flight_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
     select(_sessions.c.id, _sessions.c.balance_sats).where(_THIS_TOKEN, _DEBIT_MATCHED),
-    text("COMMIT"),
-)
+)  # no COMMIT: ``prepared.ScriptBatch`` ends each batch of charges with one
 
 
 def charge_script(dialect: Dialect) -> tuple[Any, ...] | None:
-    """The statements that charge in one round trip on this database, or None (SQLite: the group commit)."""
+    """The statements that charge in one round trip on this database, or None (SQLite: the group commit).
+
+    Run through ``prepared.ScriptBatch``: on MariaDB the charges waiting at one moment share a round trip
+    and a transaction (it adds the COMMIT); on PostgreSQL the one statement commits on its own."""
     if dialect.name == "postgresql":
         return (CHARGE_STATEMENT,)
     if dialect.name == "mysql" and getattr(dialect, "is_mariadb", False):

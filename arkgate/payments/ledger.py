@@ -291,7 +291,8 @@ class Ledger:
                 database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous, direct=True
             )
         # PostgreSQL and MariaDB: the common charge and settlement in one round trip each (``charging.py``).
-        self._charge_script = prepared.DriverScript(charging.charge_script)
+        # MariaDB: the charges that arrive together share a round trip (PostgreSQL: one each).
+        self._charges = prepared.ScriptBatch(database, prepared.DriverScript(charging.charge_script))
         self._session_script = prepared.DriverScript(_session_by_token_script)  # SQLite's reader
         # On a server, concurrent lookups and plain settlements go in one round trip per batch.
         self._sessions_by_token = prepared.Coalescer(
@@ -710,7 +711,7 @@ class Ledger:
         if params is None:
             return None
         try:
-            row = await prepared.fetchrow(self.db, self._charge_script, params)
+            row = await self._charges.fetchrow(params)
         except prepared.NotApplicable:
             return None
         return None if row is None else charging.charged(row)

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from arkgate.db.engine import async_url
+from bench._relay import TurnRelay
 
 
 def free_port() -> int:
@@ -163,56 +165,105 @@ def scratch_database(kind: str, server: str) -> Iterator[str]:
         asyncio.run(_admin(server, f"DROP DATABASE IF EXISTS {name}{force}"))
 
 
-async def round_trips_per_request(
-    kind: str, server: str, database_url: str, send: Callable[[], Awaitable[object]], *, requests: int = 200
-) -> float:
-    """Requests sent one at a time; what the database server counted for them, per request.
+# PostgreSQL 15+ keeps statistics in shared memory. A backend flushes its pending counts when it goes
+# idle only if a second (PGSTAT_MIN_INTERVAL) has passed since its last flush; otherwise it arms a timer
+# and flushes PGSTAT_IDLE_INTERVAL (10 s) later (pgstat_report_stat() in
+# src/backend/utils/activity/pgstat.c; the idle timer in tcop/postgres.c). A pooled connection goes idle
+# right after a burst, so its last second of transactions reaches pg_stat_database up to 10 s late:
+# every read of the counter waits that long after the gateway's last request, plus a margin.
+PG_STATS_FLUSH_S = 10.0 + 1.5
+# MariaDB's global status and the relay's count are current: a short pause lets a reply still on the
+# wire (a settlement after the response) land before the read.
+SETTLE_S = 0.5
 
-    PostgreSQL: transactions in the benchmark's database only (``pg_stat_database.xact_commit +
-    xact_rollback``; without pg_stat_statements loaded the server keeps no per-database statement
-    count). MariaDB: the global ``Questions`` (every statement, COMMIT and ROLLBACK included) plus
-    ``Com_admin_commands`` (PING). What the server counts in an equally long idle window right after
-    (background jobs, other clients) is subtracted, and the least of three bursts is taken.
+
+@dataclass(frozen=True)
+class Trips:
+    """Per request: round trips the relay saw, and what the database server itself counted."""
+
+    relay: float
+    server: float
+    server_idle: float  # what the server counted in the idle window, per request: the noise's size
+
+
+async def _less_idle(read: Callable[[], Awaitable[int]], started: float, start: int, settle: float) -> tuple[int, int]:
+    """What ``read`` counted from ``started`` to ``settle`` after now, less an equally long idle window's count.
+
+    The idle window comes right after, with no requests: the background (the gateway's periodic
+    jobs, other clients of a shared server), subtracted from the burst's count. Returns the
+    difference and the idle window's count.
+    """
+    await asyncio.sleep(settle)
+    ended, end = time.monotonic(), await read()
+    await asyncio.sleep(max(0.0, 2 * ended - started - time.monotonic()))
+    idle = await read() - end
+    return end - start - idle, idle
+
+
+async def round_trips_per_request(
+    kind: str,
+    server: str,
+    database_url: str,
+    relay: TurnRelay,
+    sends: Sequence[Callable[[], Awaitable[object]]],
+    *,
+    requests: int = 1000,
+    prime: int = 20,
+) -> list[Trips]:
+    """One burst of ``requests`` sent one at a time per entry of ``sends``; per request, what was counted.
+
+    The gateway reaches its database through ``relay``, which counts round trips (turns). The server's
+    own counter is read at the same instants. PostgreSQL: transactions in the benchmark's database
+    only (``pg_stat_database.xact_commit + xact_rollback``; without pg_stat_statements loaded the
+    server keeps no per-database statement count), each read ``PG_STATS_FLUSH_S`` after the last
+    request so the burst's counts have all been flushed. MariaDB: the global ``Questions`` (every
+    statement, COMMIT and ROLLBACK included) plus ``Com_admin_commands`` (PING). What is counted in an
+    equally long idle window right after each burst (the gateway's periodic jobs, other clients of a
+    shared MariaDB) is subtracted. One large burst rather than the least of several small ones: the
+    PostgreSQL wait makes each window long, and the background is spread over more requests.
     """
     name = database_url.rpartition("/")[2]
+    settle = PG_STATS_FLUSH_S if kind == "postgresql" else SETTLE_S
     engine = create_async_engine(async_url(server), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    async with engine.connect() as conn:  # one connection: its own queries are known
+    async with engine.connect() as conn:  # one connection, straight to the server: not through the relay
 
-        async def count() -> int:
+        async def server_count() -> int:
             if kind == "postgresql":
-                # Backends report their counts at most once a second, and later still when the shared
-                # stats are busy: read until two reads a second apart agree (at most ~12 s), or a count
-                # flushed late lands in the next window and the least of the bursts comes out too low.
-                last = -1
-                for _ in range(10):
-                    await asyncio.sleep(1.2)
-                    await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
-                    row = await conn.execute(
-                        text("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = :name"),
-                        {"name": name},
-                    )
-                    current = int(row.scalar_one())
-                    if current == last:
-                        break
-                    last = current
-                return last
+                await conn.execute(text("SELECT pg_stat_clear_snapshot()"))  # no cached stats snapshot
+                row = await conn.execute(
+                    text("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = :name"),
+                    {"name": name},
+                )
+                return int(row.scalar_one())
             rows = await conn.execute(
                 text("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_admin_commands')")
             )
             return sum(int(value) for _, value in rows)
 
+        async def relay_count() -> int:
+            return relay.turns
+
+        # What the gateway did before (start-up, warm-up) must have landed before the first read.
+        await asyncio.sleep(settle)
         results = []
-        for _ in range(3):
-            before = await count()
-            started = time.monotonic()
+        for send in sends:
+            started, counted = time.monotonic(), await server_count()
+            # A few requests first, outside the relay's window: after an idle spell the pool tests each
+            # connection once at its next checkout (three round trips on PostgreSQL), a cost of the
+            # pause, not of a call. The server's window cannot start here (PostgreSQL's count would
+            # miss what is not flushed yet), so it holds them and its per-request figure counts them.
+            for _ in range(prime):
+                await send()
+            relay_started, turns = time.monotonic(), relay.turns
             for _ in range(requests):
                 await send()
-            elapsed = time.monotonic() - started
-            during = await count() - before
-            # The same time again with no requests: the gateway's background jobs (lease renewals,
-            # sweeps) and, on MariaDB, other clients of the server; subtracted from the burst's count.
-            await asyncio.sleep(elapsed)
-            idle = await count() - before - during
-            results.append((during - idle) / requests)
+            # The relay's window closes at once, the server's when its counts are in: the shorter a
+            # window, the fewer of the background's lumps (a periodic job's few round trips) fall in it.
+            (trips, _), (counted, idle) = await asyncio.gather(
+                _less_idle(relay_count, relay_started, turns, SETTLE_S),
+                _less_idle(server_count, started, counted, settle),
+            )
+            sent = prime + requests
+            results.append(Trips(relay=trips / requests, server=counted / sent, server_idle=idle / sent))
     await engine.dispose()
-    return min(results)
+    return results

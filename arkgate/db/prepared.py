@@ -16,6 +16,11 @@ engine's dialect; ``fetchrow`` takes one of the connections the database holds f
 - asyncmy (MariaDB): the statements as one multi-statement query (the engine enables
   CLIENT_MULTI_STATEMENTS); the script ends with its own COMMIT. asyncmy has no server-side
   prepared statements, so the SQL is compiled once per process and bound on the client.
+
+On the servers, requests that arrive while the previous round trip is out share the next one: a
+``Coalescer`` sends keyed lookups and claims (``... = ANY($1)`` / ``IN (...)``), a ``ScriptBatch``
+sends a write script for several callers as one transaction. Under load the driver's CPU per
+round trip (a good part of it in the kernel, for the socket) is then paid once per batch.
 """
 
 from __future__ import annotations
@@ -46,7 +51,6 @@ class Compiled:
     results: tuple[tuple[str, Callable[[Any], Any]], ...]
     # Values the statement carries itself (a literal in an expression), for binds the caller does not name.
     constants: Mapping[str, Any]
-    statements: int = 1
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values = ((name, params[name] if name in params else self.constants[name], c) for name, c in self.binds)
@@ -99,9 +103,7 @@ def compile_statements(statements: tuple[Any, ...], dialect: Dialect, column_key
             convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
             if convert is not None:
                 results.append((column.name, convert))
-    return Compiled(
-        sql=";\n".join(sql), binds=tuple(binds), results=tuple(results), constants=constants, statements=len(sql)
-    )
+    return Compiled(sql=";\n".join(sql), binds=tuple(binds), results=tuple(results), constants=constants)
 
 
 class NotApplicable(Exception):
@@ -169,29 +171,31 @@ async def _give_back(database: Database, held: Held, error: BaseException | None
 class ScriptBatch:
     """Callers of one write script that arrive while the previous batch is out share the next round trip.
 
-    MariaDB only: the copies, each with its caller's values, go as one multi-statement query ending in
-    one COMMIT, so the batch is one transaction (and one log flush) as SQLite's group commit is. The
-    server runs the copies in order, each seeing the ones before: what running them one after another
-    would give. Any error rolls the whole batch back; then every caller gets ``NotApplicable`` (and runs
-    the general path) if the connection is known clean, else the error, as a lone script's caller would.
-    Elsewhere each caller runs ``fetchrow`` on its own (PostgreSQL's extended protocol takes one
-    statement per round trip), and the script must not hold its own COMMIT.
+    The batch is one transaction, with one commit (one log flush), as SQLite's group commit is:
+    PostgreSQL runs the statement once per caller in one pipeline (asyncpg's ``fetchmany``: one Sync,
+    so all or none); MariaDB gets the copies as one multi-statement query ending in one COMMIT. Each
+    copy sees the ones before it: what running them one after another would give. Callers are ordered
+    by their ``order`` value (so that instances lock rows in one order), and each finds its row by its
+    ``key`` value in the script's ``key`` column. Any error rolls the whole batch back; then every
+    caller gets ``NotApplicable`` (and runs the general path) if the connection is known clean, else
+    the error, as a lone script's caller would. The script must not hold its own COMMIT.
     """
 
-    def __init__(self, database: Database, script: DriverScript, *, max_batch: int = 32) -> None:
+    def __init__(self, database: Database, script: DriverScript, *, key: str, max_batch: int = 32) -> None:
         self.database = database
         self.script = script
+        self.key = key
         self.max_batch = max_batch
-        self._waiting: list[tuple[list[Any], asyncio.Future[dict[str, Any] | None]]] = []
+        self._waiting: list[tuple[Any, Any, list[Any], asyncio.Future[dict[str, Any] | None]]] = []
         self._drain: asyncio.Task[None] | None = None
 
-    async def fetchrow(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        """As ``fetchrow``: the first row of this caller's copy, or None; ``NotApplicable`` if it cannot run."""
+    async def fetchrow(self, params: Mapping[str, Any], *, key: Any, order: Any) -> dict[str, Any] | None:
+        """This caller's row (by ``key``) or None once its batch committed; ``NotApplicable`` if it cannot run."""
         compiled = self.script.compiled(self.database.engine.dialect)
-        if compiled is None or self.database.engine.dialect.driver != "asyncmy":
-            return await fetchrow(self.database, self.script, params)
+        if compiled is None or self.database.is_sqlite:
+            raise NotApplicable
         waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((compiled.arguments(params), waiter))
+        self._waiting.append((order, key, compiled.arguments(params), waiter))
         if self._drain is None:
             self._drain = asyncio.create_task(self._send_batches(compiled))
         return await waiter
@@ -199,21 +203,30 @@ class ScriptBatch:
     async def _send_batches(self, compiled: Compiled) -> None:
         try:
             while self._waiting:
-                batch = [(args, waiter) for args, waiter in self._waiting[: self.max_batch] if not waiter.done()]
+                batch = [entry for entry in self._waiting[: self.max_batch] if not entry[3].done()]
                 del self._waiting[: self.max_batch]
                 if batch:
-                    await self._send(compiled, batch)
+                    batch.sort(key=lambda entry: entry[0])
+                    await self._send(compiled, [(key, arguments, waiter) for _, key, arguments, waiter in batch])
         finally:
             self._drain = None
 
-    async def _send(self, compiled: Compiled, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
-        sql = ";\n".join([compiled.sql] * len(batch) + ["COMMIT"])
+    async def _send(self, compiled: Compiled, batch: list[tuple[Any, list[Any], asyncio.Future[Any]]]) -> None:
         held = await self.database.held.acquire()
         try:
-            results = await _asyncmy_results(held.driver, sql, [value for args, _ in batch for value in args])
+            if self.database.engine.dialect.driver == "asyncpg":
+                prepared: dict[str, Any] = held.info.setdefault(_PREPARED, {})
+                ready = prepared.get(compiled.sql)
+                if ready is None:
+                    ready = prepared[compiled.sql] = await held.driver.prepare(compiled.sql)
+                rows = list(await ready.fetchmany([arguments for _, arguments, _ in batch]))
+            else:
+                sql = ";\n".join([compiled.sql] * len(batch) + ["COMMIT"])
+                values = [value for _, arguments, _ in batch for value in arguments]
+                rows = await _asyncmy_rows(held.driver, sql, values)
         except BaseException as error:
-            clean = await _give_back(self.database, held, error)  # rolled back if clean
-            for _, waiter in batch:
+            clean = await _give_back(self.database, held, error)  # the batch was rolled back if clean
+            for _, _, waiter in batch:
                 if waiter.done():
                     continue
                 if clean:
@@ -226,25 +239,25 @@ class ScriptBatch:
                 raise
             return
         await _give_back(self.database, held, None)
-        per_copy = compiled.statements
-        for i, (_, waiter) in enumerate(batch):
-            rows = next((rows for rows in results[i * per_copy : (i + 1) * per_copy] if rows is not None), [])
+        found = {row[self.key]: row for row in (compiled.row(raw) for raw in rows) if row is not None}
+        for key, _, waiter in batch:
             if not waiter.done():
-                waiter.set_result(compiled.row(rows[0] if rows else None))
+                waiter.set_result(found.get(key))
 
 
-async def _asyncmy_results(driver: Any, sql: str, arguments: list[Any]) -> list[list[Any] | None]:
-    """Each statement's rows (None for one that returns none), in order."""
+async def _asyncmy_rows(driver: Any, sql: str, arguments: list[Any]) -> list[Any]:
+    """The rows of every result set the statements return, in order."""
     from asyncmy.cursors import DictCursor
 
-    results: list[list[Any] | None] = []
+    rows: list[Any] = []
     async with driver.cursor(DictCursor) as cursor:
         await cursor.execute(sql, arguments)
         while True:
-            results.append(list(await cursor.fetchall()) if cursor.description is not None else None)
+            if cursor.description is not None:
+                rows.extend(await cursor.fetchall())
             if not await cursor.nextset():
                 break
-    return results
+    return rows
 
 
 class KeyedScript:

@@ -407,9 +407,11 @@ def in_flight_row(request: ChargeRequest, session_id: int | None, key_id: str | 
 # - PostgreSQL: one statement. The debit (``_DEBIT_RETURNING``) is a data-modifying CTE and both
 #   rows are inserted from the debited row, so nothing is inserted when the debit matched nothing.
 #   One statement is atomic on its own: no BEGIN/COMMIT round trips.
-# - MariaDB (no UPDATE ... RETURNING): one multi-statement transaction: the debit, its matched-row
-#   count kept in a session variable, both inserts and the read of the new balance only if it
-#   matched (our UPDATE holds the row lock, so the read sees our own write), then COMMIT.
+# - MariaDB (no UPDATE ... RETURNING): statements for one multi-statement transaction: the debit, its
+#   matched-row count kept in a session variable, both inserts and the read of the new balance only
+#   if it matched (our UPDATE holds the row lock, so the read sees our own write).
+# Charges that arrive together go in one round trip and one transaction (``prepared.ScriptBatch``:
+# a pipeline on PostgreSQL, the copies then COMMIT on MariaDB), each seeing the ones before it.
 # When the debit matches nothing (a sub-key's token, an unknown token, too small a balance) nothing
 # was written and the caller runs ``apply_charge``, which tells these apart, spends sub-keys and
 # raises the refusal.
@@ -427,7 +429,9 @@ def _rows_from(table: Any, name: str, session_id: Any, *where: Any) -> Any:
     return insert(table).from_select([column.name for column in columns], select(*values).where(*where))
 
 
-CHARGE_STATEMENT = select(_DEBITED.c.id, _DEBITED.c.balance_sats).add_cte(
+# The call id comes back with the balance: a batch of charges (``prepared.ScriptBatch``) finds each one's row by it.
+_CALL_ID = bindparam("debit_row_call_id", type_=_calls.c.call_id.type).label("call_id")
+CHARGE_STATEMENT = select(_DEBITED.c.id, _DEBITED.c.balance_sats, _CALL_ID).add_cte(
     _rows_from(_calls, "debit_row", _DEBITED.c.id).cte("debit_row"),
     _rows_from(_flight, "in_flight_row", _DEBITED.c.id).cte("in_flight_row"),
 )
@@ -437,15 +441,15 @@ CHARGE_SCRIPT_MARIADB = (
     text("SET @arkgate_debited = ROW_COUNT()"),  # matched rows: the engine sets CLIENT_FOUND_ROWS
     _rows_from(_calls, "debit_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
     _rows_from(_flight, "in_flight_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
-    select(_sessions.c.id, _sessions.c.balance_sats).where(_THIS_TOKEN, _DEBIT_MATCHED),
+    select(_sessions.c.id, _sessions.c.balance_sats, _CALL_ID).where(_THIS_TOKEN, _DEBIT_MATCHED),
 )  # no COMMIT: ``prepared.ScriptBatch`` ends each batch of charges with one
 
 
 def charge_script(dialect: Dialect) -> tuple[Any, ...] | None:
     """The statements that charge in one round trip on this database, or None (SQLite: the group commit).
 
-    Run through ``prepared.ScriptBatch``: on MariaDB the charges waiting at one moment share a round trip
-    and a transaction (it adds the COMMIT); on PostgreSQL the one statement commits on its own."""
+    Run through ``prepared.ScriptBatch``: the charges waiting at one moment share a round trip and a
+    transaction (on MariaDB it adds the COMMIT)."""
     if dialect.name == "postgresql":
         return (CHARGE_STATEMENT,)
     if dialect.name == "mysql" and getattr(dialect, "is_mariadb", False):

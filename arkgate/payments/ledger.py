@@ -291,8 +291,8 @@ class Ledger:
                 database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous, direct=True
             )
         # PostgreSQL and MariaDB: the common charge and settlement in one round trip each (``charging.py``).
-        # MariaDB: the charges that arrive together share a round trip (PostgreSQL: one each).
-        self._charges = prepared.ScriptBatch(database, prepared.DriverScript(charging.charge_script))
+        # The charges that arrive together share a round trip and a commit.
+        self._charges = prepared.ScriptBatch(database, prepared.DriverScript(charging.charge_script), key="call_id")
         self._session_script = prepared.DriverScript(_session_by_token_script)  # SQLite's reader
         # On a server, concurrent lookups and plain settlements go in one round trip per batch.
         self._sessions_by_token = prepared.Coalescer(
@@ -711,7 +711,8 @@ class Ledger:
         if params is None:
             return None
         try:
-            row = await self._charges.fetchrow(params)
+            # Ordered by token: instances batching the same sessions lock their rows in one order.
+            row = await self._charges.fetchrow(params, key=request.call_id, order=request.token_hash)
         except prepared.NotApplicable:
             return None
         return None if row is None else charging.charged(row)

@@ -11,6 +11,7 @@ from sqlalchemy import event, text
 from arkgate.db import migrate, prepared
 from arkgate.db.engine import Database
 from arkgate.errors import InsufficientBalanceError, InvalidTokenError
+from arkgate.payments import charging
 from arkgate.payments.ledger import Ledger, hash_token
 from tests.conftest import wait_for
 from tests.databases import backends, scratch_database
@@ -244,6 +245,64 @@ async def test_a_settlement_cancelled_before_its_batch_leaves_the_call_in_flight
             # Never sent: the call is still in flight, for the meter or the sweep to settle (and refund).
             assert await ledger.in_flight_call_ids(session_id) == {second.call_id}
             assert await ledger.refund(second, 2, reason="interrupted") == 8
+            assert await ledger.inconsistent_sessions() == []
+        finally:
+            await database.dispose()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_charges_batched_together_commit_together_and_a_failing_one_sends_all_to_the_general_path(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with scratch_database(kind, str(tmp_path / "x.sqlite3")) as url:
+        database = Database(url, pool_size=4)
+        try:
+            await migrate.upgrade(database)
+            ledger = Ledger(database, session_ttl_s=3600)
+            tokens = [hash_token(f"ak_charge_{i}") for i in range(4)]
+            for token_hash in tokens:
+                session_id = await ledger.open_session(token_hash=token_hash, requested_sats=0, ark_address=None)
+                await ledger.credit_free(session_id, 30)
+            await ledger.charge(tokens[0], "qr-generate", 1)  # connected, compiled: the rest can batch
+            general: list[str] = []
+            apply_charge = charging.apply_charge
+
+            def counted(conn: object, request: charging.ChargeRequest) -> object:
+                general.append(request.call_id)
+                return apply_charge(conn, request)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(charging, "apply_charge", counted)
+            batches: list[int] = []
+            send = prepared.ScriptBatch._send
+
+            async def sent(self: prepared.ScriptBatch, compiled: object, batch: list[object]) -> None:
+                batches.append(len(batch))
+                await send(self, compiled, batch)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(prepared.ScriptBatch, "_send", sent)
+
+            # 40 charges of 1 sat over 4 sessions at once: batched, each sees the ones before it.
+            charges = await asyncio.gather(*(ledger.charge(tokens[i % 4], "qr-generate", 1) for i in range(40)))
+            assert general == [] and sum(batches) == 40 and len(batches) < 40
+            assert len({c.call_id for c in charges}) == 40
+            assert sorted(c.balance_sats for c in charges if c.session_id == charges[1].session_id) == list(
+                range(20, 30)
+            )
+
+            # Two charges with one call id in the same batch: the second's in-flight row fails, the whole
+            # batch rolls back, and every charge in it runs alone on the general path.
+            results = await asyncio.gather(
+                *(ledger.charge(tokens[i % 4], "qr-generate", 1, call_id="same" if i < 2 else None) for i in range(8)),
+                return_exceptions=True,
+            )
+            failed = [r for r in results if isinstance(r, BaseException)]
+            assert len(failed) == 1 and len(general) == 8
+            ids = set()
+            for token_hash in tokens:
+                session = await ledger.session_by_token(token_hash)
+                assert session is not None
+                ids |= await ledger.in_flight_call_ids(session.id)
+            assert len(ids) == 1 + 40 + 7
             assert await ledger.inconsistent_sessions() == []
         finally:
             await database.dispose()

@@ -15,7 +15,7 @@ retries are charged once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
@@ -131,7 +131,7 @@ class Meter:
         return int((time.perf_counter() - self.started) * 1000)
 
     def fail(self, error: ArkgateError, *, balance_sats: int | None = None) -> Response:
-        self.rt.metrics.calls.labels(self.endpoint.id, error.code).inc()
+        self.rt.metrics.call_outcome(self.endpoint.id, error.code).inc()
         return error_response(
             error, endpoint=self.endpoint.path, response_ms=self.elapsed_ms(), balance_sats=balance_sats
         )
@@ -244,7 +244,7 @@ class Meter:
             session_id=charge.session_id,
             call_id=charge.call_id,
             reserved_sats=charge.amount_sats,
-            base_url=rt.base_url(self.request),
+            resolve_base_url=functools.partial(rt.base_url, self.request),
             spent_today_sats=lambda ids: rt.ledger.spent_today(charge.session_id, ids),
         )
         timeout_s = self.timeout_s
@@ -256,7 +256,7 @@ class Meter:
             raise
         except ClientGone:
             await self._refund_all(charge, "client_disconnected")
-            rt.metrics.calls.labels(endpoint.id, "client_disconnected").inc()
+            rt.metrics.call_outcome(endpoint.id, "client_disconnected").inc()
             return Response(status_code=499)
         except ArkgateError as exc:
             balance = await self._refund_all(charge, exc.code)
@@ -300,29 +300,47 @@ class Meter:
         )
         if settled is None:  # swept as interrupted meanwhile: the caller got it refunded in full
             log.warning("call.settled_by_sweep", endpoint_id=endpoint.id, call_id=charge.call_id)
-        rt.metrics.calls.labels(endpoint.id, "ok").inc()
-        rt.metrics.sats_charged.labels(endpoint.id).inc(cost)
-        rt.metrics.call_seconds.labels(endpoint.id).observe(time.perf_counter() - self.started)
+        rt.metrics.call_outcome(endpoint.id, "ok").inc()
+        sats_charged, call_seconds = rt.metrics.endpoint_series(endpoint.id)
+        sats_charged.inc(cost)
+        call_seconds.observe(time.perf_counter() - self.started)
         return Response(body, media_type="application/json")
 
     async def _run_handler(self, payload: BaseModel, ctx: CallContext, timeout_s: float) -> Any:
-        work = asyncio.ensure_future(self.endpoint.handler(payload, ctx))
-        gone = asyncio.ensure_future(_client_disconnected(self.request))
+        """The handler, in this task, within its time budget; ``ClientGone`` if the client leaves first.
+
+        In this task rather than one of its own: a task and ``asyncio.wait`` per call cost more
+        than most handlers. A cancellation from outside (the server) reaches the handler directly.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        watch = _DisconnectWatch(self.request, task)
+        budget = asyncio.timeout(timeout_s)
         try:
-            done, _ = await asyncio.wait({work, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            async with budget:
+                result = await self.endpoint.handler(payload, ctx)
         except asyncio.CancelledError:
-            work.cancel()
+            # Ours only if nobody else cancelled this task too (the server's cancellation wins).
+            if watch.fired and task.uncancel() <= cancelling:
+                raise ClientGone from None
             raise
+        except TimeoutError:
+            if not budget.expired():
+                raise  # the handler's own TimeoutError: a failure like any other
+            raise self._timed_out(timeout_s) from None
         finally:
-            gone.cancel()
-        if work in done:
-            return work.result()
-        work.cancel()
-        with contextlib.suppress(BaseException):
-            await work
-        if gone in done:
+            watch.stop()
+        # A handler that swallowed the cancellation still does not get its late result through.
+        if watch.fired:
+            task.uncancel()
             raise ClientGone
-        raise UpstreamTimeoutError(f"{self.endpoint.id} did not finish within {timeout_s:g} s; you were not charged")
+        if budget.expired():
+            raise self._timed_out(timeout_s)
+        return result
+
+    def _timed_out(self, timeout_s: float) -> UpstreamTimeoutError:
+        return UpstreamTimeoutError(f"{self.endpoint.id} did not finish within {timeout_s:g} s; you were not charged")
 
     async def _refund_all(self, charge: Charge, reason: str) -> int:
         """A failed call: the whole charge back, and its Idempotency-Key released so a retry runs."""
@@ -367,7 +385,7 @@ class Meter:
                     ),
                     name=f"settle-{charge.call_id}",
                 )
-                meter.rt.metrics.calls.labels(meter.endpoint.id, "ok" if finished else "stream_cut").inc()
+                meter.rt.metrics.call_outcome(meter.endpoint.id, "ok" if finished else "stream_cut").inc()
 
         headers = {"X-Call-Id": charge.call_id, "X-Reserved-Sats": str(charge.amount_sats), "Cache-Control": "no-cache"}
         # sse-starlette frames the events and sends keep-alive comments; "\n" line ends, as before.
@@ -377,6 +395,35 @@ class Meter:
 class _Replayed(Exception):
     def __init__(self, response: Response) -> None:
         self.response = response
+
+
+class _DisconnectWatch:
+    """Cancels ``task`` when the client disconnects, watching only once the handler has to wait.
+
+    A handler that returns without awaiting cannot see a disconnect anyway (nothing else runs
+    meanwhile), so the watcher task is started by a callback on the loop's next turn, which
+    ``stop`` cancels first when the handler is done by then: no task at all for such calls.
+    """
+
+    def __init__(self, request: Request, task: asyncio.Task[Any]) -> None:
+        self.fired = False
+        self._request = request
+        self._task = task
+        self._watcher: asyncio.Task[None] | None = None
+        self._start = asyncio.get_running_loop().call_soon(self._begin)
+
+    def _begin(self) -> None:
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        await _client_disconnected(self._request)
+        self.fired = True
+        self._task.cancel()
+
+    def stop(self) -> None:
+        self._start.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
 
 
 async def _client_disconnected(request: Request) -> None:

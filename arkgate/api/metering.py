@@ -315,31 +315,27 @@ class Meter:
         task = asyncio.current_task()
         assert task is not None
         cancelling = task.cancelling()
-        watch = _DisconnectWatch(self.request, task)
-        budget = asyncio.timeout(timeout_s)
+        guard = _CallGuard(self.request, task, timeout_s)
         try:
-            async with budget:
-                result = await self.endpoint.handler(payload, ctx)
-        except asyncio.CancelledError:
-            # Ours only if nobody else cancelled this task too (the server's cancellation wins).
-            if watch.fired and task.uncancel() <= cancelling:
-                raise ClientGone from None
-            raise
-        except TimeoutError:
-            if not budget.expired():
-                raise  # the handler's own TimeoutError: a failure like any other
-            raise self._timed_out(timeout_s) from None
+            result = await self.endpoint.handler(payload, ctx)
+        except BaseException as exc:
+            if guard.stopped_by is None:
+                raise
+            # The guard's cancellation (or what the handler made of it), unless the server cancelled this
+            # task too: then that one goes on.
+            if task.uncancel() > cancelling and isinstance(exc, asyncio.CancelledError):
+                raise
+            raise self._stopped(guard.stopped_by, timeout_s) from None
         finally:
-            watch.stop()
-        # A handler that swallowed the cancellation still does not get its late result through.
-        if watch.fired:
+            guard.close()
+        if guard.stopped_by is not None:  # the handler swallowed the cancellation: its late result is dropped
             task.uncancel()
-            raise ClientGone
-        if budget.expired():
-            raise self._timed_out(timeout_s)
+            raise self._stopped(guard.stopped_by, timeout_s)
         return result
 
-    def _timed_out(self, timeout_s: float) -> UpstreamTimeoutError:
+    def _stopped(self, reason: str, timeout_s: float) -> Exception:
+        if reason == _CLIENT_GONE:
+            return ClientGone()
         return UpstreamTimeoutError(f"{self.endpoint.id} did not finish within {timeout_s:g} s; you were not charged")
 
     async def _refund_all(self, charge: Charge, reason: str) -> int:
@@ -397,31 +393,43 @@ class _Replayed(Exception):
         self.response = response
 
 
-class _DisconnectWatch:
-    """Cancels ``task`` when the client disconnects, watching only once the handler has to wait.
+_TIMED_OUT = "timed_out"
+_CLIENT_GONE = "client_gone"
 
-    A handler that returns without awaiting cannot see a disconnect anyway (nothing else runs
-    meanwhile), so the watcher task is started by a callback on the loop's next turn, which
-    ``stop`` cancels first when the handler is done by then: no task at all for such calls.
+
+class _CallGuard:
+    """Cancels ``task`` when its time budget runs out or the client disconnects, whichever comes first.
+
+    Two loop callbacks rather than ``asyncio.timeout`` and a watcher task: this runs on every
+    paid call. The watcher task starts only on the loop's next turn, which ``close`` cancels
+    first when the handler returned without waiting: such a handler cannot see a disconnect
+    anyway (nothing else runs meanwhile), and it costs no task then.
     """
 
-    def __init__(self, request: Request, task: asyncio.Task[Any]) -> None:
-        self.fired = False
+    def __init__(self, request: Request, task: asyncio.Task[Any], timeout_s: float) -> None:
+        self.stopped_by: str | None = None
         self._request = request
         self._task = task
         self._watcher: asyncio.Task[None] | None = None
-        self._start = asyncio.get_running_loop().call_soon(self._begin)
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(timeout_s, self._stop, _TIMED_OUT)
+        self._start_watching = loop.call_soon(self._begin)
+
+    def _stop(self, reason: str) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = reason
+            self._task.cancel()
 
     def _begin(self) -> None:
         self._watcher = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
         await _client_disconnected(self._request)
-        self.fired = True
-        self._task.cancel()
+        self._stop(_CLIENT_GONE)
 
-    def stop(self) -> None:
-        self._start.cancel()
+    def close(self) -> None:
+        self._deadline.cancel()
+        self._start_watching.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
 

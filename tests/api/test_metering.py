@@ -42,6 +42,14 @@ async def timing_out(request: Echo, ctx: Any) -> dict[str, Any]:
     raise TimeoutError("an upstream client's own timeout")
 
 
+async def stubborn(request: Echo, ctx: Any) -> dict[str, Any]:
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:
+        pass  # a handler that swallows its cancellation must not get a late result through
+    return {"text": "late"}
+
+
 async def metered(request: Echo, ctx: Any) -> dict[str, Any]:
     ctx.settle(request.used)
     return {"used": request.used}
@@ -56,6 +64,7 @@ def build_catalog() -> Catalog:
             Endpoint(id="broken", price_sats=3, handler=broken, **common),
             Endpoint(id="crashing", price_sats=3, handler=crashing, **common),
             Endpoint(id="timing-out", price_sats=3, handler=timing_out, **common),
+            Endpoint(id="stubborn", price_sats=3, handler=stubborn, timeout_s=0.2, **common),
             Endpoint(
                 id="metered",
                 price_sats=1,
@@ -126,6 +135,13 @@ async def test_timeout_is_a_refunded_504(gw):
     assert response.status_code == 504
     assert await gw.balance(token) == 10
     await gw.assert_ledger_consistent()
+
+
+async def test_a_handler_that_swallows_its_timeout_is_still_a_refunded_504(gw):
+    token = await gw.new_session(10)
+    response = await gw.call("stubborn", {}, token=token)
+    assert response.status_code == 504 and response.json()["cost_sats"] == 0
+    assert await gw.balance(token) == 10
 
 
 async def test_client_disconnect_refunds(gw):

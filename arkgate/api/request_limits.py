@@ -38,6 +38,9 @@ class BodyLimits:
         return self.small_bytes
 
 
+_HTTP1 = ("1.0", "1.1")
+
+
 def _too_large(limit: int) -> str:
     return f"the request body is too large (at most {limit} bytes)"
 
@@ -69,7 +72,7 @@ class RequestLimitsMiddleware:
         header_bytes = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         lengths: list[bytes] = []
-        framed = True  # no Transfer-Encoding: the server frames the body by its Content-Length
+        framed = True  # no Transfer-Encoding
         for name, value in headers:
             header_bytes += len(name) + len(value) + 4
             if name == b"content-length":
@@ -89,9 +92,10 @@ class RequestLimitsMiddleware:
             if declared > limit:
                 await self._refuse(send, 413, "request_too_large", _too_large(limit))
                 return
-        if len(lengths) == 1 and framed:
-            # The body cannot grow past its declared length, now known to be within the limit:
-            # no counting on the way (the common case, and two closures less per request).
+        # HTTP/1 frames a body without Transfer-Encoding by its one Content-Length, now known to be
+        # within the limit, or gives it none at all: no counting on the way then (the common case,
+        # and two closures less per request).
+        if framed and len(lengths) <= 1 and scope.get("http_version", "1.1") in _HTTP1:
             await self.app(scope, receive, send)
             return
         received = 0

@@ -218,7 +218,8 @@ def create_app(
     app.router.routes[0:0] = metering.lean_paid_routes(rt.catalog)  # served without FastAPI's dependency machinery
     for install in PARTS:
         rt.add(install(app, rt))
-    app.add_middleware(RateLimitHeaders)
+    if rt.limits.enabled:  # with limits off no window is ever recorded: the layer would only cost time
+        app.add_middleware(RateLimitHeaders)
     if settings.cors_allow_origins:
         app.add_middleware(PublicCors, settings=settings)
     _install_http_guards(app, rt)

@@ -8,8 +8,9 @@ not cookies, and ``*`` with credentials is refused by browsers anyway.
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arkgate.settings import Settings
 
@@ -24,6 +25,8 @@ EXPOSED_HEADERS = (
     "X-Call-Id",
     "Idempotent-Replayed",
 )
+_VARY_ORIGIN = (b"vary", b"Origin")
+_NO_ORIGIN = Headers()
 
 
 def is_public(path: str) -> bool:
@@ -32,7 +35,11 @@ def is_public(path: str) -> bool:
 
 
 class PublicCors:
-    """``CORSMiddleware`` for the public paths; every other request goes straight to the app."""
+    """``CORSMiddleware`` for the public paths; every other request goes straight to the app.
+
+    Most calls (agents, servers) send no ``Origin``: for them ``CORSMiddleware`` only adds
+    ``Vary: Origin``, which is done here without building its header views for each request.
+    """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -47,7 +54,22 @@ class PublicCors:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_public(scope["path"]):
-            await self.cors(scope, receive, send)
-        else:
+        if scope["type"] != "http" or not is_public(scope["path"]):
             await self.app(scope, receive, send)
+            return
+        for name, _ in scope["headers"]:
+            if name == b"origin":
+                await self.cors(scope, receive, send)
+                return
+
+        async def send_with_vary(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers") or []
+                if any(name == b"vary" for name, _ in headers):
+                    # Several values to merge into one header: Starlette's own way.
+                    await self.cors.send(message, send, request_headers=_NO_ORIGIN)
+                    return
+                message["headers"] = [*headers, _VARY_ORIGIN]
+            await send(message)
+
+        await self.app(scope, receive, send_with_vary)

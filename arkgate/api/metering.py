@@ -15,7 +15,7 @@ retries are charged once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
@@ -131,7 +131,7 @@ class Meter:
         return int((time.perf_counter() - self.started) * 1000)
 
     def fail(self, error: ArkgateError, *, balance_sats: int | None = None) -> Response:
-        self.rt.metrics.calls.labels(self.endpoint.id, error.code).inc()
+        self.rt.metrics.call_outcome(self.endpoint.id, error.code).inc()
         return error_response(
             error, endpoint=self.endpoint.path, response_ms=self.elapsed_ms(), balance_sats=balance_sats
         )
@@ -244,7 +244,7 @@ class Meter:
             session_id=charge.session_id,
             call_id=charge.call_id,
             reserved_sats=charge.amount_sats,
-            base_url=rt.base_url(self.request),
+            resolve_base_url=functools.partial(rt.base_url, self.request),
             spent_today_sats=lambda ids: rt.ledger.spent_today(charge.session_id, ids),
         )
         timeout_s = self.timeout_s
@@ -256,7 +256,7 @@ class Meter:
             raise
         except ClientGone:
             await self._refund_all(charge, "client_disconnected")
-            rt.metrics.calls.labels(endpoint.id, "client_disconnected").inc()
+            rt.metrics.call_outcome(endpoint.id, "client_disconnected").inc()
             return Response(status_code=499)
         except ArkgateError as exc:
             balance = await self._refund_all(charge, exc.code)
@@ -300,29 +300,43 @@ class Meter:
         )
         if settled is None:  # swept as interrupted meanwhile: the caller got it refunded in full
             log.warning("call.settled_by_sweep", endpoint_id=endpoint.id, call_id=charge.call_id)
-        rt.metrics.calls.labels(endpoint.id, "ok").inc()
-        rt.metrics.sats_charged.labels(endpoint.id).inc(cost)
-        rt.metrics.call_seconds.labels(endpoint.id).observe(time.perf_counter() - self.started)
+        rt.metrics.call_outcome(endpoint.id, "ok").inc()
+        sats_charged, call_seconds = rt.metrics.endpoint_series(endpoint.id)
+        sats_charged.inc(cost)
+        call_seconds.observe(time.perf_counter() - self.started)
         return Response(body, media_type="application/json")
 
     async def _run_handler(self, payload: BaseModel, ctx: CallContext, timeout_s: float) -> Any:
-        work = asyncio.ensure_future(self.endpoint.handler(payload, ctx))
-        gone = asyncio.ensure_future(_client_disconnected(self.request))
+        """The handler, in this task, within its time budget; ``ClientGone`` if the client leaves first.
+
+        In this task rather than one of its own: a task and ``asyncio.wait`` per call cost more
+        than most handlers. A cancellation from outside (the server) reaches the handler directly.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        guard = _CallGuard(self.request, task, timeout_s)
         try:
-            done, _ = await asyncio.wait({work, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            work.cancel()
-            raise
+            result = await self.endpoint.handler(payload, ctx)
+        except BaseException as exc:
+            if guard.stopped_by is None:
+                raise
+            # The guard's cancellation (or what the handler made of it), unless the server cancelled this
+            # task too: then that one goes on.
+            if task.uncancel() > cancelling and isinstance(exc, asyncio.CancelledError):
+                raise
+            raise self._stopped(guard.stopped_by, timeout_s) from None
         finally:
-            gone.cancel()
-        if work in done:
-            return work.result()
-        work.cancel()
-        with contextlib.suppress(BaseException):
-            await work
-        if gone in done:
-            raise ClientGone
-        raise UpstreamTimeoutError(f"{self.endpoint.id} did not finish within {timeout_s:g} s; you were not charged")
+            guard.close()
+        if guard.stopped_by is not None:  # the handler swallowed the cancellation: its late result is dropped
+            task.uncancel()
+            raise self._stopped(guard.stopped_by, timeout_s)
+        return result
+
+    def _stopped(self, reason: str, timeout_s: float) -> Exception:
+        if reason == _CLIENT_GONE:
+            return ClientGone()
+        return UpstreamTimeoutError(f"{self.endpoint.id} did not finish within {timeout_s:g} s; you were not charged")
 
     async def _refund_all(self, charge: Charge, reason: str) -> int:
         """A failed call: the whole charge back, and its Idempotency-Key released so a retry runs."""
@@ -367,7 +381,7 @@ class Meter:
                     ),
                     name=f"settle-{charge.call_id}",
                 )
-                meter.rt.metrics.calls.labels(meter.endpoint.id, "ok" if finished else "stream_cut").inc()
+                meter.rt.metrics.call_outcome(meter.endpoint.id, "ok" if finished else "stream_cut").inc()
 
         headers = {"X-Call-Id": charge.call_id, "X-Reserved-Sats": str(charge.amount_sats), "Cache-Control": "no-cache"}
         # sse-starlette frames the events and sends keep-alive comments; "\n" line ends, as before.
@@ -377,6 +391,47 @@ class Meter:
 class _Replayed(Exception):
     def __init__(self, response: Response) -> None:
         self.response = response
+
+
+_TIMED_OUT = "timed_out"
+_CLIENT_GONE = "client_gone"
+
+
+class _CallGuard:
+    """Cancels ``task`` when its time budget runs out or the client disconnects, whichever comes first.
+
+    Two loop callbacks rather than ``asyncio.timeout`` and a watcher task: this runs on every
+    paid call. The watcher task starts only on the loop's next turn, which ``close`` cancels
+    first when the handler returned without waiting: such a handler cannot see a disconnect
+    anyway (nothing else runs meanwhile), and it costs no task then.
+    """
+
+    def __init__(self, request: Request, task: asyncio.Task[Any], timeout_s: float) -> None:
+        self.stopped_by: str | None = None
+        self._request = request
+        self._task = task
+        self._watcher: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(timeout_s, self._stop, _TIMED_OUT)
+        self._start_watching = loop.call_soon(self._begin)
+
+    def _stop(self, reason: str) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = reason
+            self._task.cancel()
+
+    def _begin(self) -> None:
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        await _client_disconnected(self._request)
+        self._stop(_CLIENT_GONE)
+
+    def close(self) -> None:
+        self._deadline.cancel()
+        self._start_watching.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
 
 
 async def _client_disconnected(request: Request) -> None:

@@ -32,9 +32,17 @@ class BodyLimits:
         self.large_prefixes.extend(prefixes)
 
     def for_path(self, path: str) -> int:
-        if path in self.large_paths or any(path.startswith(prefix) for prefix in self.large_prefixes):
+        # str.startswith takes a tuple: one call instead of a generator per request.
+        if path in self.large_paths or path.startswith(tuple(self.large_prefixes)):
             return self.large_bytes
         return self.small_bytes
+
+
+_HTTP1 = ("1.0", "1.1")
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is too large (at most {limit} bytes)"
 
 
 def _error(status: int, code: str, message: str) -> tuple[Message, Message]:
@@ -61,24 +69,35 @@ class RequestLimitsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
         header_bytes = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-        header_bytes += sum(len(name) + len(value) + 4 for name, value in headers)
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        lengths: list[bytes] = []
+        framed = True  # no Transfer-Encoding
+        for name, value in headers:
+            header_bytes += len(name) + len(value) + 4
+            if name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                framed = False
         if header_bytes > self.max_header_bytes:
             await self._refuse(send, 431, "request_headers_too_large", "the request headers are too large")
             return
         limit = self.limits.for_path(scope["path"])
-        too_large = f"the request body is too large (at most {limit} bytes)"
-        for name, value in headers:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await self._refuse(send, 400, "invalid_input", "invalid Content-Length")
-                    return
-                if declared > limit:
-                    await self._refuse(send, 413, "request_too_large", too_large)
-                    return
+        for value in lengths:
+            try:
+                declared = int(value)
+            except ValueError:
+                await self._refuse(send, 400, "invalid_input", "invalid Content-Length")
+                return
+            if declared > limit:
+                await self._refuse(send, 413, "request_too_large", _too_large(limit))
+                return
+        # HTTP/1 frames a body without Transfer-Encoding by its one Content-Length, now known to be
+        # within the limit, or gives it none at all: no counting on the way then (the common case,
+        # and two closures less per request).
+        if framed and len(lengths) <= 1 and scope.get("http_version", "1.1") in _HTTP1:
+            await self.app(scope, receive, send)
+            return
         received = 0
         refused = False
         response_started = False
@@ -93,7 +112,7 @@ class RequestLimitsMiddleware:
                 if received > limit:
                     refused = True
                     if not response_started:
-                        await self._refuse(send, 413, "request_too_large", too_large)
+                        await self._refuse(send, 413, "request_too_large", _too_large(limit))
                     # The app sees a vanished client and stops; its answer is dropped below.
                     return {"type": "http.disconnect"}
             return message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -108,9 +109,16 @@ class CallContext:
     reserved_sats: int = 0
     settled_sats: int | None = None
     notes: list[str] = field(default_factory=list)
-    base_url: str = ""
+    # What ``base_url`` comes from (set by the meter): building it from the request costs every
+    # call some microseconds, and few handlers need it.
+    resolve_base_url: Callable[[], str] = field(default=lambda: "", repr=False)
     # Sum of sats this session spent today on the given endpoint ids (set by the meter).
     spent_today_sats: Callable[[Iterable[str]], Awaitable[int]] | None = None
+
+    @functools.cached_property
+    def base_url(self) -> str:
+        """The gateway's public URL (``public_url``, else this request's), without a trailing slash."""
+        return self.resolve_base_url()
 
     def settle(self, cost_sats: int) -> int:
         """Metered endpoints: record what the call really cost (clamped to [minimum, reserved])."""

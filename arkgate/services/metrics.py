@@ -12,6 +12,8 @@ from prometheus_client.process_collector import ProcessCollector
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._call_outcomes: dict[tuple[str, str], Counter] = {}
+        self._endpoint_series: dict[str, tuple[Counter, Histogram]] = {}
         self.calls = Counter(
             "arkgate_calls_total", "Paid calls by endpoint and outcome", ["endpoint", "outcome"], registry=self.registry
         )
@@ -66,6 +68,27 @@ class Metrics:
             self.vtxo_nearest_expiry_blocks,
         ):
             gauge.set(math.nan)
+
+    # prometheus_client's labels() validates, takes a lock and looks the child up on every call:
+    # each paid call needs three, so the children are kept here once made (their label sets are
+    # few: endpoints times outcomes).
+    def call_outcome(self, endpoint_id: str, outcome: str) -> Counter:
+        """``arkgate_calls_total`` for this endpoint and outcome."""
+        key = (endpoint_id, outcome)
+        child = self._call_outcomes.get(key)
+        if child is None:
+            child = self._call_outcomes[key] = self.calls.labels(endpoint_id, outcome)
+        return child
+
+    def endpoint_series(self, endpoint_id: str) -> tuple[Counter, Histogram]:
+        """``arkgate_sats_charged_total`` and ``arkgate_call_duration_seconds`` for this endpoint."""
+        series = self._endpoint_series.get(endpoint_id)
+        if series is None:
+            series = self._endpoint_series[endpoint_id] = (
+                self.sats_charged.labels(endpoint_id),
+                self.call_seconds.labels(endpoint_id),
+            )
+        return series
 
 
 def _version() -> str:

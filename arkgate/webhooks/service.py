@@ -144,6 +144,10 @@ class Webhooks:
 
     def after_charge(self, session_id: int, balance_sats: int) -> None:
         """A call was charged: ``balance.low`` if this charge crossed the session's threshold."""
+        # Decided here from the cache when it can be: most sessions set no threshold, and a task per
+        # paid call only to learn that cost the call path more than the check itself.
+        if self._no_threshold_until.get(session_id, 0.0) > time.monotonic():
+            return
         self._spawn(self.check_balance(session_id, balance_sats), name="webhook-balance")
 
     def forget(self, session_id: int) -> None:

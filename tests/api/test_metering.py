@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -38,6 +39,17 @@ async def crashing(request: Echo, ctx: Any) -> dict[str, Any]:
     raise RuntimeError("bug: secret internals /etc/passwd")
 
 
+async def timing_out(request: Echo, ctx: Any) -> dict[str, Any]:
+    raise TimeoutError("an upstream client's own timeout")
+
+
+async def stubborn(request: Echo, ctx: Any) -> dict[str, Any]:
+    # A handler that swallows its cancellation must not get a late result through.
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(5)
+    return {"text": "late"}
+
+
 async def metered(request: Echo, ctx: Any) -> dict[str, Any]:
     ctx.settle(request.used)
     return {"used": request.used}
@@ -51,6 +63,8 @@ def build_catalog() -> Catalog:
             Endpoint(id="echo", price_sats=3, handler=echo, timeout_s=0.5, **common),
             Endpoint(id="broken", price_sats=3, handler=broken, **common),
             Endpoint(id="crashing", price_sats=3, handler=crashing, **common),
+            Endpoint(id="timing-out", price_sats=3, handler=timing_out, **common),
+            Endpoint(id="stubborn", price_sats=3, handler=stubborn, timeout_s=0.2, **common),
             Endpoint(
                 id="metered",
                 price_sats=1,
@@ -123,6 +137,13 @@ async def test_timeout_is_a_refunded_504(gw):
     await gw.assert_ledger_consistent()
 
 
+async def test_a_handler_that_swallows_its_timeout_is_still_a_refunded_504(gw):
+    token = await gw.new_session(10)
+    response = await gw.call("stubborn", {}, token=token)
+    assert response.status_code == 504 and response.json()["cost_sats"] == 0
+    assert await gw.balance(token) == 10
+
+
 async def test_client_disconnect_refunds(gw):
     token = await gw.new_session(10)
     started.clear()
@@ -135,6 +156,59 @@ async def test_client_disconnect_refunds(gw):
 
     assert await wait_for(lambda: _balance_is(gw, token, 10), timeout_s=5)
     await gw.assert_ledger_consistent()
+
+
+async def test_a_client_that_hangs_up_mid_call_is_refunded_with_499(gw):
+    """The server reports the hang-up (``http.disconnect``) while the handler waits: the call is refunded."""
+    token = await gw.new_session(10)
+    started.clear()
+    body = b'{"sleep_s": 2}'
+    hung_up = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if not sent:
+            sent.append({})
+            return {"type": "http.request", "body": body, "more_body": False}
+        await started.wait()
+        hung_up.set()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/echo",
+        "raw_path": b"/api/echo",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"gateway"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 5555),
+        "server": ("gateway", 80),
+        "state": {},
+    }
+    await asyncio.wait_for(gw.app(scope, receive, send), 5)  # well before the handler's 2 s sleep ends
+    assert hung_up.is_set()
+    assert [m["status"] for m in sent if m.get("type") == "http.response.start"] == [499]
+    assert await gw.balance(token) == 10
+    await gw.assert_ledger_consistent()
+
+
+async def test_a_handlers_own_timeout_error_is_a_refunded_500_not_a_504(gw):
+    token = await gw.new_session(10)
+    response = await gw.call("timing-out", {}, token=token)
+    assert response.status_code == 500 and response.json()["cost_sats"] == 0
+    assert await gw.balance(token) == 10
 
 
 async def _balance_is(gw, token, sats):

@@ -129,3 +129,13 @@ async def test_arkapi_manifest_uses_arkapis_categories_and_arkgates_keeps_its_ow
     assert by_id["btc-price"] == "bitcoin" and by_id["url-to-markdown"] == "content"
     own = {tool["id"]: tool["category"] for tool in arkgate["tools"]}
     assert own == {e.id: e.category for e in gateway.runtime.catalog}
+
+
+async def test_a_request_without_origin_gets_vary_origin_on_public_paths_only(gateway) -> None:
+    # As Starlette's CORSMiddleware answers it: caches must not serve this reply to a cross-origin page.
+    token = await gateway.new_session(50)
+    paid = await gateway.call("qr-generate", {"data": "x"}, token=token)
+    assert paid.status_code == 200 and paid.headers.get_list("vary") == ["Origin"]
+    assert "access-control-allow-origin" not in paid.headers
+    assert (await gateway.client.get("/v1/catalog")).headers.get_list("vary") == ["Origin"]
+    assert "vary" not in (await gateway.client.get("/health")).headers

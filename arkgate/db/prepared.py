@@ -203,6 +203,8 @@ class ScriptBatch:
     async def _send_batches(self, compiled: Compiled) -> None:
         try:
             while self._waiting:
+                # One loop turn first: requests already read from their sockets join this batch.
+                await asyncio.sleep(0)
                 batch = [entry for entry in self._waiting[: self.max_batch] if not entry[3].done()]
                 del self._waiting[: self.max_batch]
                 if batch:
@@ -342,6 +344,8 @@ class Coalescer:
     async def _send_batches(self) -> None:
         try:
             while self._waiting:
+                # One loop turn first: requests already read from their sockets join this batch.
+                await asyncio.sleep(0)
                 batch = {}
                 for key in list(itertools.islice(self._waiting, self.max_batch)):
                     # A lookup cancelled before its batch went is not sent: a claim nobody hears must not happen.

@@ -234,7 +234,7 @@ async def test_a_settlement_cancelled_before_its_batch_leaves_the_call_in_flight
             session_id = await ledger.open_session(token_hash=token_hash, requested_sats=0, ark_address=None)
             await ledger.credit_free(session_id, 10)
             first, second = [await ledger.charge(token_hash, "qr-generate", 2) for _ in range(2)]
-            sent = asyncio.ensure_future(ledger.settle(first.call_id))  # goes at once: nothing in flight
+            sent = asyncio.ensure_future(ledger.settle(first.call_id))  # starts the batch
             await asyncio.sleep(0)
             dropped = asyncio.ensure_future(ledger.settle(second.call_id))  # waits for the next batch
             await asyncio.sleep(0)

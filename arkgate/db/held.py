@@ -38,6 +38,7 @@ class HeldConnections:
         self.idle_checks = 0  # round trips spent testing idle held connections (the tests read it)
         self._idle: list[Held] = []
         self._dropped_at = float("-inf")
+        self._closed = False
 
     async def acquire(self) -> Held:
         """A connection nobody else uses until ``release`` or ``discard``."""
@@ -63,7 +64,7 @@ class HeldConnections:
     async def release(self, held: Held) -> None:
         """Done with it, in a clean state: kept for the next hot statement, or back to the pool."""
         held.used_at = time.monotonic()
-        if len(self._idle) < self.keep and held.taken_at > self._dropped_at:
+        if len(self._idle) < self.keep and held.taken_at > self._dropped_at and not self._closed:
             self._idle.append(held)
         else:
             await held.connection.close()
@@ -78,6 +79,8 @@ class HeldConnections:
         self._dropped_at = time.monotonic()
 
     async def aclose(self) -> None:
+        """Back to the pool, all of them; one in use then goes back when released."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for held in idle:
             await held.connection.close()

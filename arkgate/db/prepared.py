@@ -196,7 +196,7 @@ class ScriptBatch:
             raise NotApplicable
         waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((order, key, compiled.arguments(params), waiter))
-        if self._drain is None:
+        if self._drain is None or _from_another_loop(self._drain):
             self._drain = asyncio.create_task(self._send_batches(compiled))
         return await waiter
 
@@ -205,13 +205,14 @@ class ScriptBatch:
             while self._waiting:
                 # One loop turn first: requests already read from their sockets join this batch.
                 await asyncio.sleep(0)
-                batch = [entry for entry in self._waiting[: self.max_batch] if not entry[3].done()]
+                batch = [entry for entry in self._waiting[: self.max_batch] if _awaited_here(entry[3])]
                 del self._waiting[: self.max_batch]
                 if batch:
                     batch.sort(key=lambda entry: entry[0])
                     await self._send(compiled, [(key, arguments, waiter) for _, key, arguments, waiter in batch])
         finally:
-            self._drain = None
+            if self._drain is asyncio.current_task():
+                self._drain = None
 
     async def _send(self, compiled: Compiled, batch: list[tuple[Any, list[Any], asyncio.Future[Any]]]) -> None:
         held = await self.database.held.acquire()
@@ -260,6 +261,16 @@ async def _asyncmy_rows(driver: Any, sql: str, arguments: list[Any]) -> list[Any
             if not await cursor.nextset():
                 break
     return rows
+
+
+def _from_another_loop(task: asyncio.Task[None]) -> bool:
+    """A batch task of an event loop that is gone (a Database used by one loop after another: tests)."""
+    return task.get_loop() is not asyncio.get_running_loop()
+
+
+def _awaited_here(waiter: asyncio.Future[Any]) -> bool:
+    """Still wanted, by a caller on this loop (callers of a loop that is gone are dropped)."""
+    return not waiter.done() and waiter.get_loop() is asyncio.get_running_loop()
 
 
 class KeyedScript:
@@ -337,7 +348,7 @@ class Coalescer:
             raise NotApplicable
         waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append(waiter)
-        if self._drain is None:
+        if self._drain is None or _from_another_loop(self._drain):
             self._drain = asyncio.create_task(self._send_batches())
         return await waiter
 
@@ -349,7 +360,7 @@ class Coalescer:
                 batch = {}
                 for key in list(itertools.islice(self._waiting, self.max_batch)):
                     # A lookup cancelled before its batch went is not sent: a claim nobody hears must not happen.
-                    waiters = [waiter for waiter in self._waiting.pop(key) if not waiter.done()]
+                    waiters = [waiter for waiter in self._waiting.pop(key) if _awaited_here(waiter)]
                     if waiters:
                         batch[key] = waiters
                 if not batch:
@@ -370,7 +381,8 @@ class Coalescer:
                         if not waiter.done():
                             waiter.set_result(row if i == 0 or not self.claim else None)
         finally:
-            self._drain = None
+            if self._drain is asyncio.current_task():
+                self._drain = None
 
 
 def _sqlite_fetchrow(database: Database, sql: str, arguments: list[Any]) -> Any:

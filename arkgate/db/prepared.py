@@ -17,29 +17,23 @@ engine's dialect; ``fetchrow`` takes one of the connections the database holds f
   CLIENT_MULTI_STATEMENTS); the script ends with its own COMMIT. asyncmy has no server-side
   prepared statements, so the SQL is compiled once per process and bound on the client.
 
-On the servers, requests that arrive while the previous round trip is out share the next one: a
-``Coalescer`` sends keyed lookups and claims (``... = ANY($1)`` / ``IN (...)``), a ``ScriptBatch``
-sends a write script for several callers as one transaction. Under load the driver's CPU per
-round trip (a good part of it in the kernel, for the socket) is then paid once per batch.
+``db/batches.py`` sends the scripts of requests that arrive together in one round trip.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, any_, bindparam
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from arkgate.db.engine import Database
 from arkgate.db.held import Held, closed_by_server
 
-_PREPARED = "arkgate.prepared"
+PREPARED_KEY = "arkgate.prepared"  # in a pooled connection's info: its prepared statements
 _NOT_BUILT: Any = object()
 
 
@@ -118,17 +112,17 @@ async def fetchrow(database: Database, script: DriverScript, params: Mapping[str
     arguments = compiled.arguments(params)
     if database.is_sqlite:
         return compiled.row(_sqlite_fetchrow(database, compiled.sql, arguments))
-    rows = await _run(database, compiled, arguments, many=False)
+    rows = await run_script(database, compiled, arguments, many=False)
     return compiled.row(rows[0] if rows else None)
 
 
-async def _run(database: Database, compiled: Compiled, arguments: list[Any], *, many: bool) -> list[Any]:
+async def run_script(database: Database, compiled: Compiled, arguments: list[Any], *, many: bool) -> list[Any]:
     """The script's rows (the first only unless ``many``) on a held connection of the server database."""
     held = await database.held.acquire()
     driver = held.driver
     try:
         if database.engine.dialect.driver == "asyncpg":
-            prepared: dict[str, Any] = held.info.setdefault(_PREPARED, {})
+            prepared: dict[str, Any] = held.info.setdefault(PREPARED_KEY, {})
             ready = prepared.get(compiled.sql)
             if ready is None:
                 ready = prepared[compiled.sql] = await driver.prepare(compiled.sql)
@@ -138,15 +132,15 @@ async def _run(database: Database, compiled: Compiled, arguments: list[Any], *, 
                 row = await ready.fetchrow(*arguments)
                 rows = [] if row is None else [row]
         else:
-            rows = await _asyncmy_fetch(driver, compiled.sql, arguments)
+            rows = await asyncmy_rows(driver, compiled.sql, arguments)
     except BaseException as error:
-        await _give_back(database, held, error)
+        await give_back(database, held, error)
         raise
-    await _give_back(database, held, None)
+    await give_back(database, held, None)
     return rows
 
 
-async def _give_back(database: Database, held: Held, error: BaseException | None) -> bool:
+async def give_back(database: Database, held: Held, error: BaseException | None) -> bool:
     """Return the connection after use; after ``error``, only if it is known clean. True if it was."""
     if error is None:
         await database.held.release(held)
@@ -168,223 +162,6 @@ async def _give_back(database: Database, held: Held, error: BaseException | None
     return clean
 
 
-class ScriptBatch:
-    """Callers of one write script that arrive while the previous batch is out share the next round trip.
-
-    The batch is one transaction, with one commit (one log flush), as SQLite's group commit is:
-    PostgreSQL runs the statement once per caller in one pipeline (asyncpg's ``fetchmany``: one Sync,
-    so all or none); MariaDB gets the copies as one multi-statement query ending in one COMMIT. Each
-    copy sees the ones before it: what running them one after another would give. Callers are ordered
-    by their ``order`` value (so that instances lock rows in one order), and each finds its row by its
-    ``key`` value in the script's ``key`` column. Any error rolls the whole batch back; then every
-    caller gets ``NotApplicable`` (and runs the general path) if the connection is known clean, else
-    the error, as a lone script's caller would. The script must not hold its own COMMIT.
-    """
-
-    def __init__(self, database: Database, script: DriverScript, *, key: str, max_batch: int = 32) -> None:
-        self.database = database
-        self.script = script
-        self.key = key
-        self.max_batch = max_batch
-        self._waiting: list[tuple[Any, Any, list[Any], asyncio.Future[dict[str, Any] | None]]] = []
-        self._drain: asyncio.Task[None] | None = None
-
-    async def fetchrow(self, params: Mapping[str, Any], *, key: Any, order: Any) -> dict[str, Any] | None:
-        """This caller's row (by ``key``) or None once its batch committed; ``NotApplicable`` if it cannot run."""
-        compiled = self.script.compiled(self.database.engine.dialect)
-        if compiled is None or self.database.is_sqlite:
-            raise NotApplicable
-        waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((order, key, compiled.arguments(params), waiter))
-        if self._drain is None or _from_another_loop(self._drain):
-            self._drain = asyncio.create_task(self._send_batches(compiled))
-        return await waiter
-
-    async def _send_batches(self, compiled: Compiled) -> None:
-        try:
-            while self._waiting:
-                # One loop turn first: requests already read from their sockets join this batch.
-                await asyncio.sleep(0)
-                batch = [entry for entry in self._waiting[: self.max_batch] if _awaited_here(entry[3])]
-                del self._waiting[: self.max_batch]
-                if batch:
-                    batch.sort(key=lambda entry: entry[0])
-                    await self._send(compiled, [(key, arguments, waiter) for _, key, arguments, waiter in batch])
-        finally:
-            if self._drain is asyncio.current_task():
-                self._drain = None
-
-    async def _send(self, compiled: Compiled, batch: list[tuple[Any, list[Any], asyncio.Future[Any]]]) -> None:
-        held = await self.database.held.acquire()
-        try:
-            if self.database.engine.dialect.driver == "asyncpg":
-                prepared: dict[str, Any] = held.info.setdefault(_PREPARED, {})
-                ready = prepared.get(compiled.sql)
-                if ready is None:
-                    ready = prepared[compiled.sql] = await held.driver.prepare(compiled.sql)
-                rows = list(await ready.fetchmany([arguments for _, arguments, _ in batch]))
-            else:
-                sql = ";\n".join([compiled.sql] * len(batch) + ["COMMIT"])
-                values = [value for _, arguments, _ in batch for value in arguments]
-                rows = await _asyncmy_rows(held.driver, sql, values)
-        except BaseException as error:
-            clean = await _give_back(self.database, held, error)  # the batch was rolled back if clean
-            for _, _, waiter in batch:
-                if waiter.done():
-                    continue
-                if clean:
-                    waiter.set_exception(NotApplicable())
-                elif isinstance(error, Exception):
-                    waiter.set_exception(error)
-                else:
-                    waiter.cancel()  # cancelled mid-way, as a lone script's caller would be
-            if not isinstance(error, Exception):
-                raise
-            return
-        await _give_back(self.database, held, None)
-        found = {row[self.key]: row for row in (compiled.row(raw) for raw in rows) if row is not None}
-        for key, _, waiter in batch:
-            if not waiter.done():
-                waiter.set_result(found.get(key))
-
-
-async def _asyncmy_rows(driver: Any, sql: str, arguments: list[Any]) -> list[Any]:
-    """The rows of every result set the statements return, in order."""
-    from asyncmy.cursors import DictCursor
-
-    rows: list[Any] = []
-    async with driver.cursor(DictCursor) as cursor:
-        await cursor.execute(sql, arguments)
-        while True:
-            if cursor.description is not None:
-                rows.extend(await cursor.fetchall())
-            if not await cursor.nextset():
-                break
-    return rows
-
-
-def _from_another_loop(task: asyncio.Task[None]) -> bool:
-    """A batch task of an event loop that is gone (a Database used by one loop after another: tests)."""
-    return task.get_loop() is not asyncio.get_running_loop()
-
-
-def _awaited_here(waiter: asyncio.Future[Any]) -> bool:
-    """Still wanted, by a caller on this loop (callers of a loop that is gone are dropped)."""
-    return not waiter.done() and waiter.get_loop() is asyncio.get_running_loop()
-
-
-class KeyedScript:
-    """A statement over many keys at once, whose rows carry their key: one round trip for a batch.
-
-    ``build(dialect, matches)`` returns the statements; ``matches(column)`` is the condition "column is
-    one of the keys": ``= ANY($1)`` with one array parameter on PostgreSQL (one prepared statement for
-    every batch size), ``IN (...)`` with a parameter per key on MariaDB (compiled once per size).
-    """
-
-    def __init__(self, build: Callable[[Dialect, Callable[[Any], Any]], tuple[Any, ...] | None], key: str) -> None:
-        self._build = build
-        self.key = key
-        self._compiled: dict[int, Compiled | None] = {}
-
-    def compiled(self, dialect: Dialect, size: int) -> Compiled | None:
-        """For ``size`` keys; None where it does not run (SQLite: its reads are cheap already)."""
-        if dialect.driver not in ("asyncpg", "asyncmy") or dialect.server_version_info is None:
-            return None  # or not connected yet: what the dialect supports is unknown
-        size = 0 if dialect.name == "postgresql" else size
-        if size not in self._compiled:
-            statements = self._build(dialect, _matcher(dialect, size))
-            self._compiled[size] = None if statements is None else compile_statements(statements, dialect)
-        return self._compiled[size]
-
-
-def _matcher(dialect: Dialect, size: int) -> Callable[[Any], Any]:
-    def matches(column: Any) -> Any:
-        if dialect.name == "postgresql":
-            return column == any_(bindparam("p_keys", type_=ARRAY(column.type)))
-        return column.in_([bindparam(f"p_keys_{i}", type_=column.type) for i in range(size)])
-
-    return matches
-
-
-async def fetch_keyed(database: Database, script: KeyedScript, keys: list[Any]) -> dict[Any, list[dict[str, Any]]]:
-    """The script's rows for ``keys``, by key; ``NotApplicable`` if it cannot run here."""
-    compiled = script.compiled(database.engine.dialect, len(keys))
-    if compiled is None:
-        raise NotApplicable
-    if database.engine.dialect.name == "postgresql":
-        params: dict[str, Any] = {"p_keys": keys}
-    else:
-        params = {f"p_keys_{i}": key for i, key in enumerate(keys)}
-    found: dict[Any, list[dict[str, Any]]] = {}
-    for raw in await _run(database, compiled, compiled.arguments(params), many=True):
-        row = compiled.row(raw)
-        assert row is not None
-        found.setdefault(row[script.key], []).append(row)
-    return found
-
-
-class Coalescer:
-    """Lookups by key that arrive while the previous batch is out go together in the next one.
-
-    The first request finds nothing in flight and goes at once (no added latency when idle); under
-    load each round trip serves every request that arrived meanwhile, so the driver's per-query CPU
-    is paid once per batch. Every lookup still starts after its request arrived, so it sees every
-    write committed before. ``claim``: a row answers only the first waiter for its key (the others
-    get None), for statements whose row is a claim (a DELETE ... RETURNING); otherwise waiters for
-    the same key share the row.
-    """
-
-    def __init__(self, database: Database, script: KeyedScript, *, claim: bool, max_batch: int = 64) -> None:
-        self.database = database
-        self.script = script
-        self.claim = claim
-        self.max_batch = max_batch
-        self._waiting: dict[Any, list[asyncio.Future[dict[str, Any] | None]]] = {}
-        self._drain: asyncio.Task[None] | None = None
-
-    async def fetch(self, key: Any) -> dict[str, Any] | None:
-        """The row for ``key`` or None; ``NotApplicable`` where the script cannot run."""
-        if self.script.compiled(self.database.engine.dialect, 1) is None:
-            raise NotApplicable
-        waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(key, []).append(waiter)
-        if self._drain is None or _from_another_loop(self._drain):
-            self._drain = asyncio.create_task(self._send_batches())
-        return await waiter
-
-    async def _send_batches(self) -> None:
-        try:
-            while self._waiting:
-                # One loop turn first: requests already read from their sockets join this batch.
-                await asyncio.sleep(0)
-                batch = {}
-                for key in list(itertools.islice(self._waiting, self.max_batch)):
-                    # A lookup cancelled before its batch went is not sent: a claim nobody hears must not happen.
-                    waiters = [waiter for waiter in self._waiting.pop(key) if _awaited_here(waiter)]
-                    if waiters:
-                        batch[key] = waiters
-                if not batch:
-                    continue
-                try:
-                    found = await fetch_keyed(self.database, self.script, list(batch))
-                except BaseException as error:
-                    for waiters in batch.values():
-                        for waiter in waiters:
-                            if not waiter.done():
-                                waiter.set_exception(error if isinstance(error, Exception) else NotApplicable())
-                    if not isinstance(error, Exception):
-                        raise
-                    continue
-                for key, waiters in batch.items():
-                    row = found[key][0] if key in found else None
-                    for i, waiter in enumerate(waiters):
-                        if not waiter.done():
-                            waiter.set_result(row if i == 0 or not self.claim else None)
-        finally:
-            if self._drain is asyncio.current_task():
-                self._drain = None
-
-
 def _sqlite_fetchrow(database: Database, sql: str, arguments: list[Any]) -> Any:
     if database.sqlite_path is None:
         raise NotApplicable  # in-memory: another connection would see another database
@@ -403,16 +180,17 @@ def _sqlite_fetchrow(database: Database, sql: str, arguments: list[Any]) -> Any:
         raise NotApplicable from error
 
 
-async def _asyncmy_fetch(driver: Any, sql: str, arguments: list[Any]) -> list[Any]:
-    """The rows of the script's (one) result set."""
+async def asyncmy_rows(driver: Any, sql: str, arguments: list[Any]) -> list[Any]:
+    """The rows of every result set the statements return, in order (reading them all leaves the
+    connection ready for its next query)."""
     from asyncmy.cursors import DictCursor
 
     rows: list[Any] = []
     async with driver.cursor(DictCursor) as cursor:
         await cursor.execute(sql, arguments)
-        while True:  # read every result, so the connection is ready for its next query
+        while True:
             if cursor.description is not None:
-                rows = list(await cursor.fetchall()) or rows
+                rows.extend(await cursor.fetchall())
             if not await cursor.nextset():
                 break
     return rows

@@ -410,7 +410,7 @@ def in_flight_row(request: ChargeRequest, session_id: int | None, key_id: str | 
 # - MariaDB (no UPDATE ... RETURNING): statements for one multi-statement transaction: the debit, its
 #   matched-row count kept in a session variable, both inserts and the read of the new balance only
 #   if it matched (our UPDATE holds the row lock, so the read sees our own write).
-# Charges that arrive together go in one round trip and one transaction (``prepared.ScriptBatch``:
+# Charges that arrive together go in one round trip and one transaction (``batches.ScriptBatch``:
 # a pipeline on PostgreSQL, the copies then COMMIT on MariaDB), each seeing the ones before it.
 # When the debit matches nothing (a sub-key's token, an unknown token, too small a balance) nothing
 # was written and the caller runs ``apply_charge``, which tells these apart, spends sub-keys and
@@ -429,7 +429,7 @@ def _rows_from(table: Any, name: str, session_id: Any, *where: Any) -> Any:
     return insert(table).from_select([column.name for column in columns], select(*values).where(*where))
 
 
-# The call id comes back with the balance: a batch of charges (``prepared.ScriptBatch``) finds each one's row by it.
+# The call id comes back with the balance: a batch of charges (``batches.ScriptBatch``) finds each one's row by it.
 _CALL_ID = bindparam("debit_row_call_id", type_=_calls.c.call_id.type).label("call_id")
 CHARGE_STATEMENT = select(_DEBITED.c.id, _DEBITED.c.balance_sats, _CALL_ID).add_cte(
     _rows_from(_calls, "debit_row", _DEBITED.c.id).cte("debit_row"),
@@ -442,13 +442,13 @@ CHARGE_SCRIPT_MARIADB = (
     _rows_from(_calls, "debit_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
     _rows_from(_flight, "in_flight_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
     select(_sessions.c.id, _sessions.c.balance_sats, _CALL_ID).where(_THIS_TOKEN, _DEBIT_MATCHED),
-)  # no COMMIT: ``prepared.ScriptBatch`` ends each batch of charges with one
+)  # no COMMIT: ``batches.ScriptBatch`` ends each batch of charges with one
 
 
 def charge_script(dialect: Dialect) -> tuple[Any, ...] | None:
     """The statements that charge in one round trip on this database, or None (SQLite: the group commit).
 
-    Run through ``prepared.ScriptBatch``: the charges waiting at one moment share a round trip and a
+    Run through ``batches.ScriptBatch``: the charges waiting at one moment share a round trip and a
     transaction (on MariaDB it adds the COMMIT)."""
     if dialect.name == "postgresql":
         return (CHARGE_STATEMENT,)
@@ -534,7 +534,7 @@ def apply_settlement(conn: Connection, request: SettlementRequest) -> Settled | 
 
 # The same settlement as one statement, for the common case: nothing to refund and no
 # Idempotency-Key on the call. ``apply_settlement`` then only deletes the in-flight row (the claim);
-# this is that DELETE, matching only such rows, for many calls at once (``prepared.Coalescer`` sends
+# this is that DELETE, matching only such rows, for many calls at once (``batches.Coalescer`` sends
 # the settlements that arrive together in one round trip; each row claims its own call). A call it
 # does not return (it had a key, or was settled already) goes to ``apply_settlement``, which handles both.
 def settle_script(dialect: Dialect, matches: Callable[[Any], Any]) -> tuple[Any, ...] | None:

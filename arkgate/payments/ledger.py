@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from arkgate.db import prepared
+from arkgate.db import batches, prepared
 from arkgate.db import tables as t
 from arkgate.db.engine import Database, utcnow
 from arkgate.payments import charging
@@ -292,14 +292,14 @@ class Ledger:
             )
         # PostgreSQL and MariaDB: the common charge and settlement in one round trip each (``charging.py``).
         # The charges that arrive together share a round trip and a commit.
-        self._charges = prepared.ScriptBatch(database, prepared.DriverScript(charging.charge_script), key="call_id")
+        self._charges = batches.ScriptBatch(database, prepared.DriverScript(charging.charge_script), key="call_id")
         self._session_script = prepared.DriverScript(_session_by_token_script)  # SQLite's reader
         # On a server, concurrent lookups and plain settlements go in one round trip per batch.
-        self._sessions_by_token = prepared.Coalescer(
-            database, prepared.KeyedScript(_sessions_by_token_script, key="token_hash"), claim=False
+        self._sessions_by_token = batches.Coalescer(
+            database, batches.KeyedScript(_sessions_by_token_script, key="token_hash"), claim=False
         )
-        self._settlements = prepared.Coalescer(
-            database, prepared.KeyedScript(charging.settle_script, key="call_id"), claim=True
+        self._settlements = batches.Coalescer(
+            database, batches.KeyedScript(charging.settle_script, key="call_id"), claim=True
         )
 
     def close(self) -> None:

@@ -21,18 +21,45 @@ from sqlalchemy.engine import Dialect
 
 from arkgate.db.engine import Database
 from arkgate.db.prepared import (
-    PREPARED_KEY,
     Compiled,
     DriverScript,
     NotApplicable,
     asyncmy_rows,
     compile_statements,
     give_back,
+    prepared_statement,
     run_script,
 )
 
 
-class ScriptBatch:
+class _Batches:
+    """One task sends batch after batch while callers wait; it ends when nobody does."""
+
+    def __init__(self) -> None:
+        self._drain: asyncio.Task[None] | None = None
+
+    def _pending(self) -> bool:
+        raise NotImplementedError
+
+    async def _send_next(self) -> None:
+        raise NotImplementedError
+
+    def _wake(self) -> None:
+        if self._drain is None or _from_another_loop(self._drain):
+            self._drain = asyncio.create_task(self._send_batches())
+
+    async def _send_batches(self) -> None:
+        try:
+            while self._pending():
+                # One loop turn first: requests already read from their sockets join this batch.
+                await asyncio.sleep(0)
+                await self._send_next()
+        finally:
+            if self._drain is asyncio.current_task():
+                self._drain = None
+
+
+class ScriptBatch(_Batches):
     """Callers of one write script that arrive while the previous batch is out share the next round trip.
 
     The batch is one transaction, with one commit (one log flush), as SQLite's group commit is:
@@ -46,12 +73,12 @@ class ScriptBatch:
     """
 
     def __init__(self, database: Database, script: DriverScript, *, key: str, max_batch: int = 32) -> None:
+        super().__init__()
         self.database = database
         self.script = script
         self.key = key
         self.max_batch = max_batch
         self._waiting: list[tuple[Any, Any, list[Any], asyncio.Future[dict[str, Any] | None]]] = []
-        self._drain: asyncio.Task[None] | None = None
 
     async def fetchrow(self, params: Mapping[str, Any], *, key: Any, order: Any) -> dict[str, Any] | None:
         """This caller's row (by ``key``) or None once its batch committed; ``NotApplicable`` if it cannot run."""
@@ -60,32 +87,26 @@ class ScriptBatch:
             raise NotApplicable
         waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((order, key, compiled.arguments(params), waiter))
-        if self._drain is None or _from_another_loop(self._drain):
-            self._drain = asyncio.create_task(self._send_batches(compiled))
+        self._wake()
         return await waiter
 
-    async def _send_batches(self, compiled: Compiled) -> None:
-        try:
-            while self._waiting:
-                # One loop turn first: requests already read from their sockets join this batch.
-                await asyncio.sleep(0)
-                batch = [entry for entry in self._waiting[: self.max_batch] if _awaited_here(entry[3])]
-                del self._waiting[: self.max_batch]
-                if batch:
-                    batch.sort(key=lambda entry: entry[0])
-                    await self._send(compiled, [(key, arguments, waiter) for _, key, arguments, waiter in batch])
-        finally:
-            if self._drain is asyncio.current_task():
-                self._drain = None
+    def _pending(self) -> bool:
+        return bool(self._waiting)
+
+    async def _send_next(self) -> None:
+        batch = [entry for entry in self._waiting[: self.max_batch] if _awaited_here(entry[3])]
+        del self._waiting[: self.max_batch]
+        compiled = self.script.compiled(self.database.engine.dialect)
+        assert compiled is not None  # built once, before any caller could wait (``fetchrow``)
+        if batch:
+            batch.sort(key=lambda entry: entry[0])
+            await self._send(compiled, [(key, arguments, waiter) for _, key, arguments, waiter in batch])
 
     async def _send(self, compiled: Compiled, batch: list[tuple[Any, list[Any], asyncio.Future[Any]]]) -> None:
         held = await self.database.held.acquire()
         try:
             if self.database.engine.dialect.driver == "asyncpg":
-                prepared: dict[str, Any] = held.info.setdefault(PREPARED_KEY, {})
-                ready = prepared.get(compiled.sql)
-                if ready is None:
-                    ready = prepared[compiled.sql] = await held.driver.prepare(compiled.sql)
+                ready = await prepared_statement(held, compiled.sql)
                 rows = list(await ready.fetchmany([arguments for _, arguments, _ in batch]))
             else:
                 sql = ";\n".join([compiled.sql] * len(batch) + ["COMMIT"])
@@ -165,14 +186,14 @@ async def fetch_keyed(database: Database, script: KeyedScript, keys: list[Any]) 
     else:
         params = {f"p_keys_{i}": key for i, key in enumerate(keys)}
     found: dict[Any, list[dict[str, Any]]] = {}
-    for raw in await run_script(database, compiled, compiled.arguments(params), many=True):
+    for raw in await run_script(database, compiled, compiled.arguments(params)):
         row = compiled.row(raw)
         assert row is not None
         found.setdefault(row[script.key], []).append(row)
     return found
 
 
-class Coalescer:
+class Coalescer(_Batches):
     """Lookups by key that arrive while the previous batch is out go together in the next one.
 
     The first request finds nothing in flight and goes at once (no added latency when idle); under
@@ -184,12 +205,12 @@ class Coalescer:
     """
 
     def __init__(self, database: Database, script: KeyedScript, *, claim: bool, max_batch: int = 64) -> None:
+        super().__init__()
         self.database = database
         self.script = script
         self.claim = claim
         self.max_batch = max_batch
         self._waiting: dict[Any, list[asyncio.Future[dict[str, Any] | None]]] = {}
-        self._drain: asyncio.Task[None] | None = None
 
     async def fetch(self, key: Any) -> dict[str, Any] | None:
         """The row for ``key`` or None; ``NotApplicable`` where the script cannot run."""
@@ -197,38 +218,33 @@ class Coalescer:
             raise NotApplicable
         waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append(waiter)
-        if self._drain is None or _from_another_loop(self._drain):
-            self._drain = asyncio.create_task(self._send_batches())
+        self._wake()
         return await waiter
 
-    async def _send_batches(self) -> None:
+    def _pending(self) -> bool:
+        return bool(self._waiting)
+
+    async def _send_next(self) -> None:
+        batch = {}
+        for key in list(itertools.islice(self._waiting, self.max_batch)):
+            # A lookup cancelled before its batch went is not sent: a claim nobody hears must not happen.
+            waiters = [waiter for waiter in self._waiting.pop(key) if _awaited_here(waiter)]
+            if waiters:
+                batch[key] = waiters
+        if not batch:
+            return
         try:
-            while self._waiting:
-                # One loop turn first: requests already read from their sockets join this batch.
-                await asyncio.sleep(0)
-                batch = {}
-                for key in list(itertools.islice(self._waiting, self.max_batch)):
-                    # A lookup cancelled before its batch went is not sent: a claim nobody hears must not happen.
-                    waiters = [waiter for waiter in self._waiting.pop(key) if _awaited_here(waiter)]
-                    if waiters:
-                        batch[key] = waiters
-                if not batch:
-                    continue
-                try:
-                    found = await fetch_keyed(self.database, self.script, list(batch))
-                except BaseException as error:
-                    for waiters in batch.values():
-                        for waiter in waiters:
-                            if not waiter.done():
-                                waiter.set_exception(error if isinstance(error, Exception) else NotApplicable())
-                    if not isinstance(error, Exception):
-                        raise
-                    continue
-                for key, waiters in batch.items():
-                    row = found[key][0] if key in found else None
-                    for i, waiter in enumerate(waiters):
-                        if not waiter.done():
-                            waiter.set_result(row if i == 0 or not self.claim else None)
-        finally:
-            if self._drain is asyncio.current_task():
-                self._drain = None
+            found = await fetch_keyed(self.database, self.script, list(batch))
+        except BaseException as error:
+            for waiters in batch.values():
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(error if isinstance(error, Exception) else NotApplicable())
+            if not isinstance(error, Exception):
+                raise
+            return
+        for key, waiters in batch.items():
+            row = found[key][0] if key in found else None
+            for i, waiter in enumerate(waiters):
+                if not waiter.done():
+                    waiter.set_result(row if i == 0 or not self.claim else None)

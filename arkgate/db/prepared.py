@@ -33,7 +33,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from arkgate.db.engine import Database
 from arkgate.db.held import Held, closed_by_server
 
-PREPARED_KEY = "arkgate.prepared"  # in a pooled connection's info: its prepared statements
+_PREPARED = "arkgate.prepared"  # in a pooled connection's info: its prepared statements
 _NOT_BUILT: Any = object()
 
 
@@ -112,32 +112,32 @@ async def fetchrow(database: Database, script: DriverScript, params: Mapping[str
     arguments = compiled.arguments(params)
     if database.is_sqlite:
         return compiled.row(_sqlite_fetchrow(database, compiled.sql, arguments))
-    rows = await run_script(database, compiled, arguments, many=False)
+    rows = await run_script(database, compiled, arguments)
     return compiled.row(rows[0] if rows else None)
 
 
-async def run_script(database: Database, compiled: Compiled, arguments: list[Any], *, many: bool) -> list[Any]:
-    """The script's rows (the first only unless ``many``) on a held connection of the server database."""
+async def run_script(database: Database, compiled: Compiled, arguments: list[Any]) -> list[Any]:
+    """The script's rows, sent once on a held connection of the server database."""
     held = await database.held.acquire()
-    driver = held.driver
     try:
         if database.engine.dialect.driver == "asyncpg":
-            prepared: dict[str, Any] = held.info.setdefault(PREPARED_KEY, {})
-            ready = prepared.get(compiled.sql)
-            if ready is None:
-                ready = prepared[compiled.sql] = await driver.prepare(compiled.sql)
-            if many:
-                rows = list(await ready.fetch(*arguments))
-            else:
-                row = await ready.fetchrow(*arguments)
-                rows = [] if row is None else [row]
+            rows = list(await (await prepared_statement(held, compiled.sql)).fetch(*arguments))
         else:
-            rows = await asyncmy_rows(driver, compiled.sql, arguments)
+            rows = await asyncmy_rows(held.driver, compiled.sql, arguments)
     except BaseException as error:
         await give_back(database, held, error)
         raise
     await give_back(database, held, None)
     return rows
+
+
+async def prepared_statement(held: Held, sql: str) -> Any:
+    """asyncpg: ``sql`` prepared on this connection, the first time only (kept in its pool record)."""
+    prepared: dict[str, Any] = held.info.setdefault(_PREPARED, {})
+    ready = prepared.get(sql)
+    if ready is None:
+        ready = prepared[sql] = await held.driver.prepare(sql)
+    return ready
 
 
 async def give_back(database: Database, held: Held, error: BaseException | None) -> bool:

@@ -290,8 +290,8 @@ class Ledger:
             self._group = GroupCommit(  # ``_write``'s operations are ``charging``'s rules: direct
                 database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous, direct=True
             )
-        # PostgreSQL and MariaDB: the common charge and settlement in one round trip each (``charging.py``).
-        # The charges that arrive together share a round trip and a commit.
+        # PostgreSQL and MariaDB: the common charge in one round trip (``charging.py``); the charges that
+        # arrive together share that round trip and its commit.
         self._charges = batches.ScriptBatch(database, prepared.DriverScript(charging.charge_script), key="call_id")
         self._session_script = prepared.DriverScript(_session_by_token_script)  # SQLite's reader
         # On a server, concurrent lookups and plain settlements go in one round trip per batch.
@@ -707,6 +707,8 @@ class Ledger:
 
     async def _charge_in_one_statement(self, request: ChargeRequest) -> charging.Debited | None:
         """The debit, its ledger row and in-flight row in one round trip, where that applies; else None."""
+        if self.db.is_sqlite:  # its group commit charges (``_write``): no parameters to build for nothing
+            return None
         params = charging.charge_statement_params(request)
         if params is None:
             return None

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, insert, literal, literal_column, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, literal_column, or_, select, text, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 
@@ -407,16 +407,19 @@ def in_flight_row(request: ChargeRequest, session_id: int | None, key_id: str | 
 # - PostgreSQL: one statement. The debit (``_DEBIT_RETURNING``) is a data-modifying CTE and both
 #   rows are inserted from the debited row, so nothing is inserted when the debit matched nothing.
 #   One statement is atomic on its own: no BEGIN/COMMIT round trips.
-# - MariaDB (no UPDATE ... RETURNING): statements for one multi-statement transaction: the debit, its
-#   matched-row count kept in a session variable, both inserts and the read of the new balance only
-#   if it matched (our UPDATE holds the row lock, so the read sees our own write).
+# - MariaDB (no UPDATE ... RETURNING): three statements of one multi-statement transaction: the
+#   debit, then each insert only if the statement before it wrote a row (``ROW_COUNT()``), the second
+#   returning the new balance (our UPDATE holds the row lock, so the read sees our own write).
+#   Three, not five: asyncmy's cost is mostly per statement result it reads.
 # Charges that arrive together go in one round trip and one transaction (``batches.ScriptBatch``:
 # a pipeline on PostgreSQL, the copies then COMMIT on MariaDB), each seeing the ones before it.
 # When the debit matches nothing (a sub-key's token, an unknown token, too small a balance) nothing
 # was written and the caller runs ``apply_charge``, which tells these apart, spends sub-keys and
 # raises the refusal.
 _DEBITED = _DEBIT_RETURNING.cte("debited")
-_DEBIT_MATCHED = literal_column("@arkgate_debited") == literal_column("1")  # MariaDB: set after the debit
+# MariaDB: the rows the statement before matched (the engine sets CLIENT_FOUND_ROWS): each insert
+# below runs only if the one before it wrote, so both follow the debit.
+_PREVIOUS_WROTE = func.row_count() == literal_column("1")
 
 
 def _rows_from(table: Any, name: str, session_id: Any, *where: Any) -> Any:
@@ -436,12 +439,19 @@ CHARGE_STATEMENT = select(_DEBITED.c.id, _DEBITED.c.balance_sats, _CALL_ID).add_
     _rows_from(_flight, "in_flight_row", _DEBITED.c.id).cte("in_flight_row"),
 )
 _THIS_TOKEN = _sessions.c.token_hash == bindparam("p_token_hash")
+# RETURNING is no FROM clause SQLAlchemy correlates into: the inserted row's column is named as text.
+_NEW_BALANCE = (
+    select(_sessions.c.balance_sats)
+    .where(_sessions.c.id == literal_column(f"{_flight.name}.{_flight.c.session_id.name}"))
+    .scalar_subquery()
+    .label("balance_sats")
+)
 CHARGE_SCRIPT_MARIADB = (
     _DEBIT,
-    text("SET @arkgate_debited = ROW_COUNT()"),  # matched rows: the engine sets CLIENT_FOUND_ROWS
-    _rows_from(_calls, "debit_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
-    _rows_from(_flight, "in_flight_row", _sessions.c.id, _THIS_TOKEN, _DEBIT_MATCHED),
-    select(_sessions.c.id, _sessions.c.balance_sats, _CALL_ID).where(_THIS_TOKEN, _DEBIT_MATCHED),
+    _rows_from(_calls, "debit_row", _sessions.c.id, _THIS_TOKEN, _PREVIOUS_WROTE),
+    _rows_from(_flight, "in_flight_row", _sessions.c.id, _THIS_TOKEN, _PREVIOUS_WROTE).returning(
+        _flight.c.session_id.label("id"), _NEW_BALANCE, _flight.c.call_id
+    ),
 )  # no COMMIT: ``batches.ScriptBatch`` ends each batch of charges with one
 
 
@@ -452,8 +462,8 @@ def charge_script(dialect: Dialect) -> tuple[Any, ...] | None:
     transaction (on MariaDB it adds the COMMIT)."""
     if dialect.name == "postgresql":
         return (CHARGE_STATEMENT,)
-    if dialect.name == "mysql" and getattr(dialect, "is_mariadb", False):
-        return CHARGE_SCRIPT_MARIADB
+    if dialect.name == "mysql" and getattr(dialect, "is_mariadb", False) and dialect.insert_returning:
+        return CHARGE_SCRIPT_MARIADB  # INSERT ... RETURNING: MariaDB 10.5+
     return None
 
 

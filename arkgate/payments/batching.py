@@ -8,11 +8,12 @@ The operations are the same functions the other databases run through
 ``AsyncConnection.run_sync`` (``charging.py``): the money rules exist once, only the commit
 is shared.
 
-Only what may wait runs in a worker thread: BEGIN IMMEDIATE (another process may hold the write
-lock) and COMMIT (the sync to disk). The statements in between run on the event loop's thread:
-holding the write lock in WAL mode, they never wait, and they take microseconds each. Run in the
-worker thread too, their Python half contended with the event loop for the GIL, each handing it
-back and forth around every statement, which cost more than the statements themselves.
+Only what may wait runs in a worker thread: COMMIT (the sync to disk), and BEGIN IMMEDIATE when
+another process holds the write lock (tried first on the loop with no busy wait: the lock is free
+unless another process writes to the file). The statements in between run on the event loop's
+thread: holding the write lock in WAL mode, they never wait, and they take microseconds each. Run
+in a worker thread, their Python half contended with the event loop for the GIL, handing it back
+and forth around every statement, which cost more than the statements themselves.
 
 An operation that may fail after writing (a charge claiming an Idempotency-Key) runs in its
 own SAVEPOINT, so its failure rolls back only itself. The others may fail only with an
@@ -27,7 +28,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Connection, Engine, RootTransaction
 from sqlalchemy.pool import StaticPool
 
@@ -36,6 +37,7 @@ from arkgate.db.engine import sqlite_pragmas
 from arkgate.errors import ArkgateError
 
 MAX_BATCH = 256
+BUSY_TIMEOUT_MS = 30_000  # as the async engine's: how long a write waits for another process's
 
 T = TypeVar("T")
 Operation = Callable[[Connection], Any]
@@ -117,29 +119,56 @@ class GroupCommit:
             self._engine = None
 
     async def _apply(self, batch: list[tuple[Operation, bool]]) -> list[tuple[bool, Any]]:
-        conn, transaction = await _in_thread(self._begin)
+        conn, transaction = await self._begin()
         try:
             try:
                 outcomes = self._apply_once(conn, batch, every_savepoint=False)
             except _UncleanFailure:
                 transaction.rollback()
-                transaction = await _in_thread(conn.begin)
+                conn.close()
+                conn, transaction = await self._begin()
                 outcomes = self._apply_once(conn, batch, every_savepoint=True)
             await _in_thread(transaction.commit)
             return outcomes
         finally:
             conn.close()  # rolls back whatever did not commit
 
-    def _begin(self) -> tuple[Connection, RootTransaction]:
-        """The one connection (StaticPool), in a transaction holding the write lock (BEGIN IMMEDIATE)."""
+    async def _begin(self) -> tuple[Connection, RootTransaction]:
+        began = self._begin_at_once()
+        return began if began is not None else await _in_thread(self._begin_waiting)
+
+    def _begin_at_once(self) -> tuple[Connection, RootTransaction] | None:
+        """The one connection (StaticPool) holding the write lock, or None if that would mean waiting.
+
+        Its busy timeout is 0 here: BEGIN IMMEDIATE either takes the free lock at once (always, unless
+        another process writes to the file) or fails at once, and ``_begin_waiting`` waits in a thread.
+        """
+        if self._engine is None:
+            return None  # the first connection (its pragmas may wait on the file) is made in the thread
+        conn = self._engine.connect()
+        try:
+            return conn, conn.begin()
+        except exc.OperationalError:  # "database is locked"
+            conn.close()
+            return None
+        except BaseException:
+            conn.close()
+            raise
+
+    def _begin_waiting(self) -> tuple[Connection, RootTransaction]:
+        """As ``_begin_at_once``, waiting up to SQLite's busy timeout for the lock (in a worker thread)."""
         if self._engine is None:
             self._engine = sync_sqlite_engine(self._path, synchronous=self._synchronous)
         conn = self._engine.connect()
+        dbapi: Any = conn.connection.driver_connection
         try:
+            dbapi.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             return conn, conn.begin()
         except BaseException:
             conn.close()
             raise
+        finally:
+            dbapi.execute("PRAGMA busy_timeout=0")
 
     def _apply_once(
         self, sa_conn: Connection, batch: list[tuple[Operation, bool]], *, every_savepoint: bool

@@ -141,7 +141,10 @@ async def call_endpoint(
         response = await Meter(rt, endpoint, request).serve()
     except ArkgateError as exc:  # raised by a token resolver (e.g. a bad L402 token)
         response = error_response(exc, endpoint=endpoint.path)
-    return response.status_code, await _read(response)
+    answer = await _read(response)
+    if response.background is not None:  # what the meter runs once the answer is out (a settlement)
+        await response.background()
+    return response.status_code, answer
 
 
 async def _read(response: Response) -> Any:

@@ -26,7 +26,6 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.background import BackgroundTask
 from starlette.routing import Route
 
 from arkgate.catalog.context import CallContext, StreamingReply, sse
@@ -289,16 +288,6 @@ class Meter:
         if ctx.notes:
             envelope["notes"] = ctx.notes
         body = dumps(envelope)
-        rt.metrics.call_outcome(endpoint.id, "ok").inc()
-        sats_charged, call_seconds = rt.metrics.endpoint_series(endpoint.id)
-        sats_charged.inc(cost)
-        call_seconds.observe(time.perf_counter() - self.started)
-        if unused == 0 and idem_key is None:
-            # Nothing to give back and no reply to store: the settlement moves no money, so the caller
-            # gets its answer without waiting for that commit (see ``_settle_after_reply``).
-            return Response(
-                body, media_type="application/json", background=BackgroundTask(self._settle_after_reply, charge)
-            )
         # One transaction ends the call: the unused reservation back, the replay stored.
         settled = await self._unless_cancelled(
             rt.ledger.settle(
@@ -311,25 +300,11 @@ class Meter:
         )
         if settled is None:  # swept as interrupted meanwhile: the caller got it refunded in full
             log.warning("call.settled_by_sweep", endpoint_id=endpoint.id, call_id=charge.call_id)
+        rt.metrics.call_outcome(endpoint.id, "ok").inc()
+        sats_charged, call_seconds = rt.metrics.endpoint_series(endpoint.id)
+        sats_charged.inc(cost)
+        call_seconds.observe(time.perf_counter() - self.started)
         return Response(body, media_type="application/json")
-
-    async def _settle_after_reply(self, charge: Charge) -> None:
-        """End a call that refunds nothing, once its response is sent (in the request's task).
-
-        The debit and the result are final already; this only removes the in-flight record. Waiting
-        for its commit before answering held every caller for one more commit. Should the process
-        die in between, the crash sweep finds the record and refunds the call as interrupted: the
-        error falls in the caller's favour, and the ledger stays exact.
-        """
-        try:
-            settled = await self._unless_cancelled(
-                self.rt.ledger.settle(charge.call_id, reason="unused_reservation"), charge
-            )
-        except Exception:
-            log.warning("call.settlement_failed", endpoint_id=self.endpoint.id, call_id=charge.call_id, exc_info=True)
-            return  # still in flight: the sweep settles it (refunded as interrupted)
-        if settled is None:
-            log.warning("call.settled_by_sweep", endpoint_id=self.endpoint.id, call_id=charge.call_id)
 
     async def _run_handler(self, payload: BaseModel, ctx: CallContext, timeout_s: float) -> Any:
         """The handler, in this task, within its time budget; ``ClientGone`` if the client leaves first.

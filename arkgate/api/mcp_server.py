@@ -141,10 +141,7 @@ async def call_endpoint(
         response = await Meter(rt, endpoint, request).serve()
     except ArkgateError as exc:  # raised by a token resolver (e.g. a bad L402 token)
         response = error_response(exc, endpoint=endpoint.path)
-    answer = await _read(response)
-    if response.background is not None:  # what the meter runs once the answer is out (a settlement)
-        await response.background()
-    return response.status_code, answer
+    return response.status_code, await _read(response)
 
 
 async def _read(response: Response) -> Any:

@@ -39,7 +39,7 @@ async def test_tools_list_and_a_paid_call_debits_the_price(live_gateway_factory)
             assert result.structured_content["data"]["format"] == "png"
             assert result.structured_content["balance_remaining"] == 98
         assert gw.balance(token) == 98
-        # The call was settled when the tool answered, not left in flight for the crash sweep to refund.
+        # The call was settled when the tool answered, not left in flight.
         calls = httpx.get(f"{gw.url}/v1/sessions/me/calls", headers={"Authorization": f"Bearer {token}"}).json()
         assert [call["status"] for call in calls["calls"]] == ["ok"]
 

@@ -124,8 +124,7 @@ class GroupCommit:
             try:
                 outcomes = self._apply_once(conn, batch, every_savepoint=False)
             except _UncleanFailure:
-                transaction.rollback()
-                conn.close()
+                conn.close()  # rolls the batch back
                 conn, transaction = await self._begin()
                 outcomes = self._apply_once(conn, batch, every_savepoint=True)
             await _in_thread(transaction.commit)

@@ -1,11 +1,13 @@
-"""The money rules' statements on SQLite's own cursor, inside SQLAlchemy's transaction.
+"""The money rules' statements on SQLite's own connection, with the transaction kept by hand.
 
-SQLite's group commit (``payments/batching.py``) runs the rules of ``payments/charging.py`` in its
-writer thread. There each ``Connection.execute`` spends some 30-40 us in SQLAlchemy (cache key,
-result set-up), holding the GIL the event loop needs, on statements SQLite itself runs in a few. A
-``DirectConnection`` compiles each of those statements once (per INSERT column set), binds and
-converts values with the column types' own processors as SQLAlchemy would, and runs it on the same
-DBAPI connection, inside the transaction (and savepoints) the SQLAlchemy connection keeps.
+SQLite's group commit (``payments/batching.py``) runs the rules of ``payments/charging.py`` on the
+event loop's thread. There each SQLAlchemy ``Connection.execute`` spends some 30-40 us (cache key,
+result set-up) and each transaction's ``Connection``/``RootTransaction`` objects and event hooks
+more, on statements SQLite itself runs in a few. A ``DirectConnection`` compiles each of those
+statements once (per INSERT column set), binds and converts values with the column types' own
+processors as SQLAlchemy would, and runs it on the stdlib ``sqlite3`` connection; BEGIN IMMEDIATE,
+COMMIT, ROLLBACK and SAVEPOINTs are plain SQL on that connection (opened with
+``isolation_level=None``, the documented way to keep pysqlite out of transaction handling).
 
 Only for statements that live as long as the process (module constants): each compiled form is
 cached under the statement object itself.
@@ -13,16 +15,18 @@ cached under the statement object itself.
 
 from __future__ import annotations
 
+import contextlib
 from collections import namedtuple
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import exc
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Insert
 
 from arkgate.db.prepared import Compiled, compile_statements
 
-_CACHE: dict[tuple[Any, tuple[str, ...] | None], tuple[Compiled, tuple[str, ...], Any]] = {}
+_CACHE: dict[tuple[Any, tuple[str, ...] | None], tuple[Compiled, Any, tuple[tuple[int, Any], ...]]] = {}
 
 
 class DirectResult:
@@ -48,41 +52,80 @@ class DirectResult:
 
 
 class DirectConnection:
-    """Quacks like the ``Connection`` the rules take: ``execute``, ``dialect``, ``begin_nested``."""
+    """Quacks like the ``Connection`` the rules take (``execute``, ``dialect``, ``begin_nested``),
+    plus the transaction's ``begin``, ``commit`` and ``rollback``."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.dialect = conn.dialect
-        self._dbapi: Any = conn.connection.driver_connection
+    def __init__(self, dbapi_connection: Any, dialect: Dialect) -> None:
+        self.dbapi = dbapi_connection
+        self.dialect = dialect
+        self._savepoints = 0
 
-    def begin_nested(self) -> Any:
-        return self.conn.begin_nested()
+    def begin(self) -> None:
+        """BEGIN IMMEDIATE: the write lock up front, or ``OperationalError`` ("database is locked")."""
+        self._run("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self._run("COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back the open transaction, if any (a failed statement or COMMIT may have ended it)."""
+        if self.dbapi.in_transaction:
+            self._run("ROLLBACK")
+
+    @contextlib.contextmanager
+    def begin_nested(self) -> Iterator[None]:
+        """A SAVEPOINT: released if the block ends normally, rolled back to if it raises."""
+        self._savepoints += 1
+        name = f"sp_{self._savepoints}"
+        self._run(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._run(f"ROLLBACK TO {name}")
+            self._run(f"RELEASE {name}")
+            raise
+        else:
+            self._run(f"RELEASE {name}")
+        finally:
+            self._savepoints -= 1
 
     def execute(self, statement: Any, params: dict[str, Any] | None = None) -> DirectResult:
         params = params or {}
         column_keys = tuple(params) if isinstance(statement, Insert) else None
         cached = _CACHE.get((statement, column_keys))
         if cached is None:
-            compiled = compile_statements((statement,), self.dialect, list(column_keys) if column_keys else None)
-            names = tuple(column.name for column in getattr(statement, "exported_columns", ()))
-            cached = _CACHE[(statement, column_keys)] = (compiled, names, namedtuple("Row", names))
-        compiled, names, row_type = cached
-        cursor = self._dbapi.cursor()
+            cached = _CACHE[(statement, column_keys)] = _compile(statement, self.dialect, column_keys)
+        compiled, row_type, converts = cached
         arguments = compiled.arguments(params)
+        cursor = self._run(compiled.sql, arguments)
         try:
-            try:
-                cursor.execute(compiled.sql, arguments)
-            except self.dialect.loaded_dbapi.Error as error:
-                # As SQLAlchemy raises it (the rules catch its IntegrityError, e.g. a claimed Idempotency-Key).
-                raise exc.DBAPIError.instance(
-                    compiled.sql, arguments, error, self.dialect.loaded_dbapi.Error
-                ) from error
             rows = []
-            if names:
+            if row_type is not None:
                 for raw in cursor.fetchall():
-                    row = compiled.row(dict(zip(names, raw, strict=True)))
-                    assert row is not None
-                    rows.append(row_type(**row))
+                    if converts:
+                        raw = list(raw)
+                        for index, convert in converts:
+                            raw[index] = convert(raw[index])
+                    rows.append(row_type._make(raw))
             return DirectResult(rows, cursor.rowcount)
         finally:
             cursor.close()
+
+    def _run(self, sql: str, arguments: Any = ()) -> Any:
+        try:
+            return self.dbapi.execute(sql, arguments)
+        except self.dialect.loaded_dbapi.Error as error:
+            # As SQLAlchemy raises it (the rules catch its IntegrityError, e.g. a claimed Idempotency-Key).
+            raise exc.DBAPIError.instance(sql, arguments, error, self.dialect.loaded_dbapi.Error) from error
+
+
+def _compile(
+    statement: Any, dialect: Dialect, column_keys: tuple[str, ...] | None
+) -> tuple[Compiled, Any, tuple[tuple[int, Any], ...]]:
+    compiled = compile_statements((statement,), dialect, list(column_keys) if column_keys else None)
+    names = tuple(column.name for column in getattr(statement, "exported_columns", ()))
+    if not names:
+        return compiled, None, ()
+    by_name = dict(compiled.results)
+    converts = tuple((index, by_name[name]) for index, name in enumerate(names) if name in by_name)
+    return compiled, namedtuple("Row", names), converts

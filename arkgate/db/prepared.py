@@ -47,8 +47,8 @@ class Compiled:
     constants: Mapping[str, Any]
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        values = ((name, params[name] if name in params else self.constants[name], c) for name, c in self.binds)
-        return [value if convert is None else convert(value) for _, value, convert in values]
+        get = {**self.constants, **params}.__getitem__ if self.constants else params.__getitem__
+        return [get(name) if convert is None else convert(get(name)) for name, convert in self.binds]
 
     def row(self, raw: Any) -> dict[str, Any] | None:
         if raw is None:

@@ -2,8 +2,8 @@
 
 SQLite has one writer, so concurrent charges queue for it anyway. Instead of one
 transaction (and several driver thread hops) per call, the batcher applies every
-operation waiting at that moment in one transaction on a dedicated *sync* SQLAlchemy
-connection (the ledger's: each statement on its DBAPI cursor, ``db/direct.py``).
+operation waiting at that moment in one transaction on a dedicated stdlib ``sqlite3``
+connection (``db/direct.py``: the statements compiled once, the transaction kept by hand).
 The operations are the same functions the other databases run through
 ``AsyncConnection.run_sync`` (``charging.py``): the money rules exist once, only the commit
 is shared.
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import create_engine, event, exc
-from sqlalchemy.engine import Connection, Engine, RootTransaction
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from arkgate.db.direct import DirectConnection
@@ -44,10 +44,10 @@ Operation = Callable[[Connection], Any]
 
 
 def sync_sqlite_engine(path: str, *, synchronous: str = "FULL") -> Engine:
-    """A sync engine on the same file, tuned like the async one, with real SAVEPOINTs.
+    """A sync engine on the same file, tuned like the async one, for the batches' one connection.
 
-    pysqlite's own transaction handling breaks SAVEPOINT; the documented SQLAlchemy recipe is
-    to switch it off and emit BEGIN ourselves (IMMEDIATE: take the write lock up front).
+    pysqlite's own transaction handling is switched off (``isolation_level = None``): the batches
+    emit BEGIN IMMEDIATE, COMMIT and SAVEPOINTs themselves (``db/direct.py``).
     """
     engine = create_engine(
         f"sqlite:///{path}",
@@ -60,26 +60,25 @@ def sync_sqlite_engine(path: str, *, synchronous: str = "FULL") -> Engine:
         dbapi_connection.isolation_level = None
         sqlite_pragmas(dbapi_connection, synchronous=synchronous)  # the async engine's own settings
 
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
     return engine
 
 
 class GroupCommit:
-    """Runs ledger operations ``fn(connection) -> result`` in shared SQLite transactions."""
+    """Runs ledger operations ``fn(connection) -> result`` in shared SQLite transactions.
 
-    def __init__(self, path: str, write_lock: asyncio.Lock, *, synchronous: str = "FULL", direct: bool = False) -> None:
-        """``direct``: every operation executes only module-constant statements (``charging``'s rules), so
-        they may run on SQLite's own cursor (``db/direct.py``)."""
+    The operations get a ``DirectConnection`` (``db/direct.py``): they may execute only statements
+    that live as long as the process (module constants, as ``charging``'s rules are).
+    """
+
+    def __init__(self, path: str, write_lock: asyncio.Lock, *, synchronous: str = "FULL") -> None:
         self._path = path
-        self._direct = direct
         self._synchronous = synchronous
         self._lock = write_lock
         self._pending: list[tuple[Operation, bool, asyncio.Future[Any]]] = []
         self._worker: asyncio.Task[None] | None = None
         self._engine: Engine | None = None
+        self._held: Any = None  # the engine's one connection, checked out for good
+        self._conn: DirectConnection | None = None
 
     async def run(self, operation: Callable[[Connection], T], *, savepoint: bool = False) -> T:
         """The operation's result once its batch has committed; its exception if it raised.
@@ -114,70 +113,66 @@ class GroupCommit:
                     future.set_exception(value)
 
     def close(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = self._conn = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
 
     async def _apply(self, batch: list[tuple[Operation, bool]]) -> list[tuple[bool, Any]]:
-        conn, transaction = await self._begin()
+        conn = await self._begin()
         try:
             try:
                 outcomes = self._apply_once(conn, batch, every_savepoint=False)
             except _UncleanFailure:
-                conn.close()  # rolls the batch back
-                conn, transaction = await self._begin()
+                conn.rollback()
+                conn = await self._begin()
                 outcomes = self._apply_once(conn, batch, every_savepoint=True)
-            await _in_thread(transaction.commit)
+            await _in_thread(conn.commit)
             return outcomes
         finally:
-            conn.close()  # rolls back whatever did not commit
+            conn.rollback()  # whatever did not commit
 
-    async def _begin(self) -> tuple[Connection, RootTransaction]:
-        began = self._begin_at_once()
-        return began if began is not None else await _in_thread(self._begin_waiting)
+    async def _begin(self) -> DirectConnection:
+        """The one connection, in a transaction holding the write lock.
 
-    def _begin_at_once(self) -> tuple[Connection, RootTransaction] | None:
-        """The one connection (StaticPool) holding the write lock, or None if that would mean waiting.
-
-        Its busy timeout is 0 here: BEGIN IMMEDIATE either takes the free lock at once (always, unless
-        another process writes to the file) or fails at once, and ``_begin_waiting`` waits in a thread.
+        BEGIN IMMEDIATE is tried on the loop with a busy timeout of 0: it takes the free lock at once
+        (always, unless another process writes to the file) or fails at once, and then
+        ``_begin_waiting`` waits for it in a worker thread.
         """
-        if self._engine is None:
-            return None  # the first connection (its pragmas may wait on the file) is made in the thread
-        conn = self._engine.connect()
-        try:
-            return conn, conn.begin()
-        except exc.OperationalError:  # "database is locked"
-            conn.close()
-            return None
-        except BaseException:
-            conn.close()
-            raise
+        conn = self._conn
+        if conn is not None:  # the first connection (its pragmas may wait on the file) is made in the thread
+            try:
+                conn.begin()
+                return conn
+            except exc.OperationalError:  # "database is locked"
+                pass
+        return await _in_thread(self._begin_waiting)
 
-    def _begin_waiting(self) -> tuple[Connection, RootTransaction]:
-        """As ``_begin_at_once``, waiting up to SQLite's busy timeout for the lock (in a worker thread)."""
-        if self._engine is None:
+    def _begin_waiting(self) -> DirectConnection:
+        """As ``_begin``, waiting up to SQLite's busy timeout for the lock (in a worker thread)."""
+        if self._conn is None:
             self._engine = sync_sqlite_engine(self._path, synchronous=self._synchronous)
-        conn = self._engine.connect()
-        dbapi: Any = conn.connection.driver_connection
+            self._held = self._engine.raw_connection()
+            self._conn = DirectConnection(self._held.driver_connection, self._engine.dialect)
+        conn = self._conn
+        conn.dbapi.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         try:
-            dbapi.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            return conn, conn.begin()
-        except BaseException:
-            conn.close()
-            raise
+            conn.begin()
         finally:
-            dbapi.execute("PRAGMA busy_timeout=0")
+            conn.dbapi.execute("PRAGMA busy_timeout=0")
+        return conn
 
     def _apply_once(
-        self, sa_conn: Connection, batch: list[tuple[Operation, bool]], *, every_savepoint: bool
+        self, direct: DirectConnection, batch: list[tuple[Operation, bool]], *, every_savepoint: bool
     ) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        conn = cast(Connection, DirectConnection(sa_conn)) if self._direct else sa_conn
+        conn = cast(Connection, direct)  # what the rules are typed to take
         for operation, savepoint in batch:
             if savepoint or every_savepoint:
                 try:
-                    with conn.begin_nested():
+                    with direct.begin_nested():
                         outcomes.append((True, operation(conn)))
                 except Exception as exc:  # rolled back to its savepoint; the others still commit
                     outcomes.append((False, exc))

@@ -287,8 +287,8 @@ class Ledger:
         self.on_refund: Callable[[Settled, str | None], None] | None = None
         self._group: GroupCommit | None = None
         if group_commit and database.sqlite_path is not None and database.write_lock is not None:
-            self._group = GroupCommit(  # ``_write``'s operations are ``charging``'s rules: direct
-                database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous, direct=True
+            self._group = GroupCommit(  # ``_write``'s operations are ``charging``'s rules
+                database.sqlite_path, database.write_lock, synchronous=database.sqlite_synchronous
             )
         # PostgreSQL and MariaDB: the common charge in one round trip (``charging.py``); the charges that
         # arrive together share that round trip and its commit.

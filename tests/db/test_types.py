@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, create_engine, func, insert, select, text
 
 from arkgate.db.engine import Database
 from arkgate.db.types import UTCDateTime
@@ -49,6 +49,24 @@ async def test_instants_are_stored_naive_utc_and_read_back_aware_utc(kind: str, 
     assert earlier == 2  # comparisons bind the aware bound as naive UTC too
     if isinstance(stored, datetime):  # SQLite hands the raw column back as text
         assert stored.tzinfo is None and stored == utc.replace(tzinfo=None)
+
+
+def test_sqlite_binds_the_text_sqlalchemy_datetime_would_store() -> None:
+    sqlite = create_engine("sqlite://").dialect
+    ours = UTCDateTime().dialect_impl(sqlite).bind_processor(sqlite)
+    theirs = DateTime().dialect_impl(sqlite).bind_processor(sqlite)
+    assert ours is not None and theirs is not None
+    tokyo = timezone(timedelta(hours=9))
+    for instant in (
+        datetime(2026, 12, 7, 12, 49, 46, 123456, tzinfo=UTC),
+        datetime(2026, 12, 7, 12, 49, 46, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(2026, 12, 8, 1, 0, 0, 5, tzinfo=tokyo),  # another offset: the UTC wall time
+        datetime(1, 1, 1, tzinfo=UTC),
+    ):
+        assert ours(instant) == theirs(instant.astimezone(UTC).replace(tzinfo=None))
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(datetime(2026, 12, 7, 12, 0))
 
 
 def test_binding_a_naive_datetime_is_refused() -> None:

@@ -14,10 +14,12 @@ from arkgate.db.engine import Database
 from arkgate.errors import InputError
 from arkgate.payments.batching import GroupCommit
 
+_WRITE = insert(t.watcher_cursors)  # the group commit's statements live as long as the process
+
 
 def write(name: str, *, then_raise: Exception | None = None) -> object:
     def operation(conn: Connection) -> str:
-        conn.execute(insert(t.watcher_cursors).values(name=name, value="1"))
+        conn.execute(_WRITE, {"name": name, "value": "1"})
         if then_raise is not None:
             raise then_raise
         return name

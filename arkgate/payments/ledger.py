@@ -720,7 +720,7 @@ class Ledger:
         return None if row is None else charging.charged(row)
 
     async def _settle_in_one_statement(self, request: SettlementRequest) -> Settled | None:
-        if not charging.plainly_settled(request):
+        if self.db.is_sqlite or not charging.plainly_settled(request):  # SQLite: its group commit settles
             return None
         try:
             row = await self._settlements.fetch(request.call_id)

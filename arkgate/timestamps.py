@@ -40,6 +40,8 @@ def parse_instant(text: str) -> datetime:
 
 def to_naive_utc(instant: datetime) -> datetime:
     """The database form of an aware instant: naive, in UTC (what raw driver statements must bind)."""
+    if instant.tzinfo is UTC:  # nearly always: arkgate's own instants are made in UTC
+        return instant.replace(tzinfo=None)
     if instant.tzinfo is None:
         raise ValueError("naive datetime: arkgate's instants are aware UTC")
     return instant.astimezone(UTC).replace(tzinfo=None)

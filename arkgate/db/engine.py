@@ -29,6 +29,7 @@ _DRIVERS = {
 
 
 SQLITE_SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+SQLITE_BUSY_TIMEOUT_S = 30  # how long a write waits for another process's write lock
 # A pooled connection idle this long is tested before reuse (a killed server connection, a
 # failover); one reused sooner is not: it was fine a moment ago and recycling bounds its age.
 IDLE_CHECK_S = 2.0
@@ -72,7 +73,7 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             _ensure_sqlite_dir(self.url)
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         else:
             # Up to 2 x pool_size connections per process: N instances x workers must fit the server's limit.
             # No pool_pre_ping: it costs every checkout a round trip (three on PostgreSQL: BEGIN, ";",
@@ -216,6 +217,6 @@ def sqlite_pragmas(dbapi_conn: Any, *, synchronous: str = "FULL") -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA synchronous={synchronous}")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -47,7 +47,4 @@ def _sqlite_text(value: datetime | None) -> str | None:
 
     Its own processor formats through a dict and ``%`` (a few microseconds, five times a paid call).
     """
-    if value is None:
-        return None
-    naive = value.replace(tzinfo=None) if value.tzinfo is UTC else to_naive_utc(value)
-    return naive.isoformat(" ", "microseconds")
+    return None if value is None else to_naive_utc(value).isoformat(" ", "microseconds")

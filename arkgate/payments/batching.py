@@ -33,11 +33,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from arkgate.db.direct import DirectConnection
-from arkgate.db.engine import sqlite_pragmas
+from arkgate.db.engine import SQLITE_BUSY_TIMEOUT_S, sqlite_pragmas
 from arkgate.errors import ArkgateError
 
 MAX_BATCH = 256
-BUSY_TIMEOUT_MS = 30_000  # as the async engine's: how long a write waits for another process's
 
 T = TypeVar("T")
 Operation = Callable[[Connection], Any]
@@ -52,7 +51,7 @@ def sync_sqlite_engine(path: str, *, synchronous: str = "FULL") -> Engine:
     engine = create_engine(
         f"sqlite:///{path}",
         poolclass=StaticPool,
-        connect_args={"check_same_thread": False, "timeout": 30},
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
     )
 
     @event.listens_for(engine, "connect")
@@ -157,7 +156,7 @@ class GroupCommit:
             self._held = self._engine.raw_connection()
             self._conn = DirectConnection(self._held.driver_connection, self._engine.dialect)
         conn = self._conn
-        conn.dbapi.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.dbapi.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         try:
             conn.begin()
         finally:

@@ -130,9 +130,16 @@ class Settled:
 # Built once with bound parameters: SQLAlchemy then only looks up its compiled form per call, and a
 # faster driver path can prepare exactly these statements.
 _sessions, _keys, _calls, _flight = t.sessions, t.idempotency_keys, t.calls, t.calls_in_flight
+# A closed session's token is dead for good: a payment arriving after the close is credited (the
+# ledger stays exact) but can never be spent through that token, which may be the reason it was closed.
+_OPEN = _sessions.c.status != "closed"
 _DEBIT = (
     update(_sessions)
-    .where(_sessions.c.token_hash == bindparam("p_token_hash"), _sessions.c.balance_sats >= bindparam("p_amount"))
+    .where(
+        _sessions.c.token_hash == bindparam("p_token_hash"),
+        _sessions.c.balance_sats >= bindparam("p_amount"),
+        _OPEN,
+    )
     .values(
         balance_sats=_sessions.c.balance_sats - bindparam("p_amount"),
         last_call_at=bindparam("p_now", type_=t.Instant),
@@ -205,7 +212,7 @@ _UNSPEND_KEY = (
 )
 _DEBIT_BY_ID = (
     update(_sessions)
-    .where(_sessions.c.id == bindparam("p_session_id"), _sessions.c.balance_sats >= bindparam("p_amount"))
+    .where(_sessions.c.id == bindparam("p_session_id"), _sessions.c.balance_sats >= bindparam("p_amount"), _OPEN)
     .values(
         balance_sats=_sessions.c.balance_sats - bindparam("p_amount"),
         last_call_at=bindparam("p_now", type_=t.Instant),
@@ -218,6 +225,7 @@ _CREDIT_BACK = (
     .values(balance_sats=_sessions.c.balance_sats + bindparam("p_amount"))
 )
 _BALANCE = select(_sessions.c.balance_sats).where(_sessions.c.id == bindparam("p_session_id"))
+_STATE_BY_ID = select(_sessions.c.balance_sats, _sessions.c.status).where(_sessions.c.id == bindparam("p_session_id"))
 _THIS_KEY = and_(_keys.c.session_id == bindparam("p_session_id"), _keys.c.idem_key == bindparam("p_key"))
 _RELEASE_KEY = delete(_keys).where(_THIS_KEY)
 _STORE_REPLY = update(_keys).where(_THIS_KEY).values(status_code=bindparam("p_status"), body=bindparam("p_body"))
@@ -336,7 +344,10 @@ def debit_by_sub_key(conn: Connection, key: SubKeyLimits, request: ChargeRequest
     }
     if conn.execute(_DEBIT_BY_ID, params).rowcount != 1:
         conn.execute(_UNSPEND_KEY, {"p_key_id": key.key_id, "p_amount": request.amount_sats, "p_day": day})
-        balance = conn.execute(_BALANCE, {"p_session_id": key.session_id}).scalar()
+        state = conn.execute(_STATE_BY_ID, {"p_session_id": key.session_id}).first()
+        if state is not None and state.status == "closed":
+            raise InvalidTokenError("this key's session was closed")
+        balance = None if state is None else state.balance_sats
         # Not a PaymentRequiredError: a sub-key cannot top up, so a payment challenge would not help it.
         raise KeyLimitError(
             f"insufficient balance: this call costs {request.amount_sats} sats and the session this key spends "
@@ -593,6 +604,8 @@ def refusal(session: SessionState | None, amount_sats: int) -> ArkgateError:
     """Why a charge was refused: unknown token, unfunded session, or not enough sats."""
     if session is None:
         return InvalidTokenError("invalid or unknown session token")
+    if session.status == "closed":
+        return InvalidTokenError("this session was closed")
     details = {"price_sats": amount_sats, "balance_sats": session.balance_sats}
     if session.status == "awaiting_payment":
         return PaymentRequiredError(

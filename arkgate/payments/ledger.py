@@ -602,7 +602,8 @@ class Ledger:
             .where(t.sessions.c.id == session_id)
             .values(
                 balance_sats=t.sessions.c.balance_sats + credit.amount_sats,
-                status="active",
+                # Credited, but a closed session stays closed (``charging._OPEN``).
+                status=case((t.sessions.c.status == "closed", "closed"), else_="active"),
                 funded_at=func.coalesce(t.sessions.c.funded_at, now),
                 expires_at=now + self.session_ttl,
             )
@@ -823,7 +824,7 @@ class Ledger:
         return settled
 
     async def close_session(self, session_id: int) -> None:
-        """Mark a session closed: its token is refused from now on (a late payment still credits it)."""
+        """Mark a session closed: its token is refused from now on, even if a late payment credits it."""
         async with self.db.write() as conn:
             await conn.execute(update(t.sessions).where(t.sessions.c.id == session_id).values(status="closed"))
 

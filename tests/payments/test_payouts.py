@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from arkgate.payments.ledger import hash_token
 from tests.conftest import wait_for
 from tests.databases import backends, scratch_database
 
@@ -152,6 +153,34 @@ async def test_close_withdraws_everything_and_refuses_the_token_afterwards(paid_
     after = await paid_gateway.client.get("/v1/balance", headers=bearer(token))
     assert after.status_code == 401 and "closed" in after.json()["error"]
     await paid_gateway.assert_ledger_consistent()
+
+
+async def test_a_payment_after_close_is_credited_but_the_token_stays_closed(paid_gateway, simulator):
+    """A late payment keeps the ledger exact, yet must not bring a closed (maybe leaked) token back to life."""
+    created = await paid_gateway.create_session(500)
+    simulator.pay_invoice(created["funding"]["lightning_invoice"])
+    token = created["token"]
+    await wait_for(lambda: _balance_is(paid_gateway, token, 500))
+    closed = await paid_gateway.client.post(
+        "/v1/sessions/close", json={"destination": simulator.payee_address()}, headers=bearer(token)
+    )
+    assert closed.status_code == 200, closed.text
+    session_id = (await paid_gateway.runtime.ledger.session_by_token(hash_token(token))).id
+    simulator.send_ark(created["funding"]["ark_address"], 300)
+    await wait_for(lambda: _session_balance_is(paid_gateway, session_id, 300))
+    session = await paid_gateway.runtime.ledger.session_by_id(session_id)
+    assert session is not None and session.status == "closed"
+    call = await paid_gateway.client.post("/api/qr-generate", json={"data": "after close"}, headers=bearer(token))
+    assert call.status_code == 401 and "closed" in call.json()["error"], call.text
+    balance = await paid_gateway.client.get("/v1/balance", headers=bearer(token))
+    assert balance.status_code == 401
+    assert (await paid_gateway.runtime.ledger.session_by_id(session_id)).balance_sats == 300  # nothing spent
+    await paid_gateway.assert_ledger_consistent()
+
+
+async def _session_balance_is(gw: Any, session_id: int, sats: int) -> bool:
+    session = await gw.runtime.ledger.session_by_id(session_id)
+    return session is not None and session.balance_sats == sats
 
 
 async def test_listeners_hear_each_withdrawal_once(paid_gateway, simulator):

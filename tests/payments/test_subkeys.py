@@ -247,3 +247,22 @@ async def test_keys_need_a_funded_session_and_an_owner(gateway):
     gone = await gateway.client.delete(f"/v1/sessions/me/keys/{key['key_id']}", headers=bearer(other))
     assert gone.status_code == 404
     assert (await gateway.call("qr-generate", {"data": "x"}, token=key["token"])).status_code == 200
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_neither_a_closed_session_nor_its_keys_can_spend_what_it_still_holds(backend, make_settings, tmp_path):
+    """As after a payment that arrived once the session was closed: the sats are there, the tokens are dead."""
+    async with scratch_database(backend, str(tmp_path / "ledger.sqlite3")) as url:
+        async with running_gateway(make_settings(database_url=url)) as gw:
+            parent = await gw.new_session(100)
+            key = await new_key(gw, parent, label="agent-1")
+            session = await gw.runtime.ledger.session_by_token(hash_token(parent))
+            assert session is not None
+            await gw.runtime.ledger.close_session(session.id)
+            for token, says in ((parent, "this session was closed"), (key["token"], "this key's session was closed")):
+                response = await gw.call("qr-generate", {"data": "after close"}, token=token)
+                assert response.status_code == 401, response.text
+                assert response.json()["error"] == says and response.json()["cost_sats"] == 0
+            after = await gw.runtime.ledger.session_by_id(session.id)
+            assert after is not None and after.balance_sats == 100 and after.status == "closed"
+            await gw.assert_ledger_consistent()
